@@ -1,0 +1,251 @@
+"""Model configuration: dataclasses for the vision tower, adapter, decoder and whole model.
+
+A checkpoint's `config.json` is `BlueLMConfig.to_dict()`; every command builds the model from it
+(never from code defaults), so shapes the papers do not give are only guesses in the presets.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from bluelm_edge.errors import ConfigError
+
+# The BlueLM special tokens, in the order they take the first ids of every tokenizer we train.
+SPECIAL_TOKENS: tuple[str, ...] = (
+    "<pad>",
+    "<s>",
+    "</s>",
+    "[|Human|]:",
+    "[|AI|]:",
+    "[|BlueThink|]",
+    "<think>",
+    "</think>",
+    "<im_start>",
+    "<image>",
+    "<im_end>",
+)
+
+
+@dataclass
+class SpecialTokenIds:
+    """Ids of the BlueLM special tokens in the model's vocabulary."""
+
+    pad: int = 0
+    bos: int = 1
+    eos: int = 2
+    human: int = 3
+    ai: int = 4
+    blue_think: int = 5
+    think_start: int = 6
+    think_end: int = 7
+    im_start: int = 8
+    image: int = 9
+    im_end: int = 10
+
+
+@dataclass
+class VisionConfig:
+    """SigLIP-style ViT: conv patch embedding, learned positions, pre-LN blocks, post-LN."""
+
+    image_size: int = 378  # one AnyRes tile, square
+    patch_size: int = 14
+    width: int = 1152
+    layers: int = 27
+    heads: int = 16
+    mlp_dim: int = 4304
+    channels: int = 3
+    norm_eps: float = 1e-6
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch_size
+
+    @property
+    def num_patches(self) -> int:
+        return self.grid**2
+
+    def validate(self) -> None:
+        _require(self.image_size % self.patch_size == 0, "vision.image_size must be a multiple of patch_size")
+        _require(self.width % self.heads == 0, f"vision.heads ({self.heads}) must divide width ({self.width})")
+        _positive(self, "image_size", "patch_size", "width", "layers", "heads", "mlp_dim", "channels")
+
+
+@dataclass
+class AdapterConfig:
+    """2x2 space-to-depth merge of patch tokens, then Linear-GELU-Linear to the decoder width."""
+
+    merge: int = 2  # tokens are merged in merge x merge blocks (odd grids are zero-padded)
+    hidden_dim: int | None = None  # None: the decoder width
+
+    def validate(self) -> None:
+        _require(self.merge >= 1, "adapter.merge must be >= 1")
+
+
+@dataclass
+class DecoderConfig:
+    """LLaMA-style decoder: RMSNorm, RoPE, grouped-query attention, SwiGLU, static KV cache."""
+
+    vocab_size: int = 100_352
+    dim: int = 2560
+    layers: int = 28
+    heads: int = 20
+    kv_heads: int = 4
+    ffn_dim: int = 6912
+    rope_theta: float = 1_000_000.0
+    norm_eps: float = 1e-6
+    qk_norm: bool = False
+    embed_norm: bool = False  # LayerNorm after the token embedding, as in BlueLM-7B
+    tie_embeddings: bool = False
+    max_seq_len: int = 4096  # KV cache length (the context)
+    head_dim: int | None = None  # None: dim // heads
+
+    def __post_init__(self) -> None:
+        if self.head_dim is None and self.heads and self.dim % self.heads == 0:
+            self.head_dim = self.dim // self.heads
+
+    def validate(self) -> None:
+        _positive(self, "vocab_size", "dim", "layers", "heads", "kv_heads", "ffn_dim", "max_seq_len")
+        _require(self.dim % self.heads == 0, f"decoder.heads ({self.heads}) must divide dim ({self.dim})")
+        _require(
+            self.heads % self.kv_heads == 0,
+            f"decoder.kv_heads ({self.kv_heads}) must divide heads ({self.heads})",
+        )
+        _require(self.head_dim is not None and self.head_dim % 2 == 0, "decoder.head_dim must be even for RoPE")
+
+
+@dataclass
+class BlueLMConfig:
+    """The whole multimodal model plus what its tokenizer and image processor must agree on."""
+
+    name: str = "bluelm-2.5-3b"
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    tokens: SpecialTokenIds = field(default_factory=SpecialTokenIds)
+    max_tiles: int = 9  # AnyRes tiles per image, not counting the global thumbnail
+    image_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    image_std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    default_thinking_budget: int | None = None  # None: unlimited
+
+    @property
+    def image_tokens_per_tile(self) -> int:
+        merged = -(-self.vision.grid // self.adapter.merge)  # ceil: odd grids are padded
+        return merged * merged
+
+    def validate(self) -> BlueLMConfig:
+        self.vision.validate()
+        self.adapter.validate()
+        self.decoder.validate()
+        _require(self.max_tiles >= 1, "max_tiles must be >= 1")
+        ids = asdict(self.tokens)
+        for key, value in ids.items():
+            _require(0 <= value < self.decoder.vocab_size, f"tokens.{key} ({value}) is outside the vocabulary")
+        return self
+
+    # ---- JSON round trip -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["image_mean"], d["image_std"] = list(self.image_mean), list(self.image_std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BlueLMConfig:
+        try:
+            cfg = cls(
+                name=d.get("name", "custom"),
+                vision=_build(VisionConfig, d.get("vision", {}), "vision"),
+                adapter=_build(AdapterConfig, d.get("adapter", {}), "adapter"),
+                decoder=_build(DecoderConfig, d.get("decoder", {}), "decoder"),
+                tokens=_build(SpecialTokenIds, d.get("tokens", {}), "tokens"),
+                **{k: _top_level(k, v) for k, v in d.items() if k not in _NESTED and k != "name"},
+            )
+        except TypeError as err:
+            raise ConfigError(f"config: {err}") from None
+        return cfg.validate()
+
+    def save(self, path: Path) -> None:
+        from bluelm_edge.io import atomic_write_text
+
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> BlueLMConfig:
+        path = Path(path)
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no config.json; a checkpoint folder needs one") from None
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{path}: invalid JSON at line {err.lineno}: {err.msg}") from None
+
+
+_NESTED = {"vision", "adapter", "decoder", "tokens"}
+_TOP_LEVEL = {f.name for f in fields(BlueLMConfig)} - _NESTED - {"name"}
+
+
+def _top_level(key: str, value: Any) -> Any:
+    if key not in _TOP_LEVEL:
+        raise ConfigError(f"config: unknown key {key!r}; valid keys: {', '.join(sorted(_TOP_LEVEL))}")
+    return tuple(value) if key in ("image_mean", "image_std") else value
+
+
+def _build(kind: type, d: dict[str, Any], section: str) -> Any:
+    known = {f.name for f in fields(kind)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ConfigError(f"config: unknown key {section}.{unknown[0]}; valid: {', '.join(sorted(known))}")
+    return kind(**d)
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"invalid config: {message}")
+
+
+def _positive(obj: Any, *names: str) -> None:
+    for n in names:
+        _require(isinstance(getattr(obj, n), int) and getattr(obj, n) > 0, f"{n} must be a positive integer")
+
+
+# ---- presets ---------------------------------------------------------------------------------
+def bluelm_2_5_3b() -> BlueLMConfig:
+    """BlueLM-2.5-3B-like: SigLIP2-so400m ViT (patch 14, 378 px, 1152 wide, 27 layers) + 2.5B decoder.
+
+    Given by the reports: ~2.9B in total, ~400M ViT with 27 layers, 2x2 downsampling + 2-layer MLP,
+    a 2.5B LLaMA-style decoder, up to 4x4 AnyRes tiles. Guessed here (not published): decoder width
+    2560, 28 layers, 20 heads of 128 with 4 KV heads, SwiGLU 6912, a 100k vocabulary with an untied
+    head, RoPE theta 1e6 — a shape in the Qwen2.5-3B / LLaMA-3.2-3B family that lands at 2.5B.
+    """
+    return BlueLMConfig(name="bluelm-2.5-3b", max_tiles=16).validate()
+
+
+def tiny() -> BlueLMConfig:
+    """The stand-in that trains on a 2-core CPU in minutes: same architecture, ~5M parameters.
+
+    64-px tiles of 8-px patches (8x8 grid -> 16 image tokens after the 2x2 merge), a 3-layer ViT
+    and a 4-layer decoder with GQA. The vocabulary is the trained tokenizer's (set at training).
+    """
+    return BlueLMConfig(
+        name="bluelm-tiny",
+        vision=VisionConfig(image_size=64, patch_size=8, width=128, layers=3, heads=4, mlp_dim=512),
+        adapter=AdapterConfig(merge=2),
+        decoder=DecoderConfig(
+            vocab_size=1024, dim=256, layers=4, heads=8, kv_heads=2, ffn_dim=768,
+            rope_theta=10_000.0, norm_eps=1e-5, max_seq_len=512, tie_embeddings=True,
+        ),
+        max_tiles=1,
+        default_thinking_budget=None,
+    ).validate()
+
+
+PRESETS = {"bluelm-2.5-3b": bluelm_2_5_3b, "tiny": tiny}
+
+
+def preset(name: str) -> BlueLMConfig:
+    """Return a fresh config for the named preset, or a ConfigError listing the valid names."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name]()
