@@ -63,7 +63,9 @@ def run() -> None:
             sys.exit(err.exit_code)
         if os.environ.get("BLUELM_DEBUG") == "1":
             raise
-        err_console.print(f"[red]internal error:[/red] {type(err).__name__}: {err} (rerun with BLUELM_DEBUG=1 for the traceback)")
+        err_console.print(
+            f"[red]internal error:[/red] {type(err).__name__}: {err} (rerun with BLUELM_DEBUG=1 for the traceback)"
+        )
         sys.exit(1)
 
 

@@ -69,7 +69,7 @@ class VisionConfig:
 
     def validate(self) -> None:
         _require(self.image_size % self.patch_size == 0, "vision.image_size must be a multiple of patch_size")
-        _require(self.width % self.heads == 0, f"vision.heads ({self.heads}) must divide width ({self.width})")
+        _require(self.width % self.heads == 0, f"vision.heads ({self.heads}) must divide width {self.width}")
         _positive(self, "image_size", "patch_size", "width", "layers", "heads", "mlp_dim", "channels")
 
 
@@ -96,7 +96,8 @@ class DecoderConfig:
     ffn_dim: int = 6912
     rope_theta: float = 1_000_000.0
     norm_eps: float = 1e-6
-    qk_norm: bool = False
+    qk_norm: bool = False  # RMSNorm over each head's q and k before RoPE (Qwen3-style)
+    attn_bias: bool = False  # bias on the q/k/v projections (Qwen2-style); never on the output projection
     embed_norm: bool = False  # LayerNorm after the token embedding, as in BlueLM-7B
     tie_embeddings: bool = False
     max_seq_len: int = 4096  # KV cache length (the context)
@@ -108,12 +109,15 @@ class DecoderConfig:
 
     def validate(self) -> None:
         _positive(self, "vocab_size", "dim", "layers", "heads", "kv_heads", "ffn_dim", "max_seq_len")
-        _require(self.dim % self.heads == 0, f"decoder.heads ({self.heads}) must divide dim ({self.dim})")
+        _require(
+            self.head_dim is not None or self.dim % self.heads == 0,
+            f"decoder.heads ({self.heads}) must divide dim ({self.dim}) unless head_dim is given",
+        )
         _require(
             self.heads % self.kv_heads == 0,
             f"decoder.kv_heads ({self.kv_heads}) must divide heads ({self.heads})",
         )
-        _require(self.head_dim is not None and self.head_dim % 2 == 0, "decoder.head_dim must be even for RoPE")
+        _require(self.head_dim is not None and self.head_dim % 2 == 0, "decoder.head_dim must be even (RoPE)")
 
 
 @dataclass
@@ -142,7 +146,7 @@ class BlueLMConfig:
         _require(self.max_tiles >= 1, "max_tiles must be >= 1")
         ids = asdict(self.tokens)
         for key, value in ids.items():
-            _require(0 <= value < self.decoder.vocab_size, f"tokens.{key} ({value}) is outside the vocabulary")
+            _require(0 <= value < self.decoder.vocab_size, f"tokens.{key} ({value}) is outside the vocab")
         return self
 
     # ---- JSON round trip -------------------------------------------------------------------

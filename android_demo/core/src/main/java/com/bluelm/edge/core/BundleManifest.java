@@ -1,0 +1,243 @@
+package com.bluelm.edge.core;
+
+import java.io.File;
+import java.io.FileInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import org.json.JSONArray;
+import org.json.JSONException;
+import org.json.JSONObject;
+
+/**
+ * A bundle's {@code manifest.json} (schema_version 1, docs/contracts.md), read with Android's
+ * {@code org.json}: what the app needs to load the program, render the chat and cap thinking.
+ */
+public final class BundleManifest {
+
+    public static final int SCHEMA_VERSION = 1;
+    private static final String[] BACKENDS = {"xnnpack", "qnn", "mediatek"};
+
+    /** One file of the bundle, as listed in the manifest. */
+    public static final class FileEntry {
+        public final String path;
+        public final long size;
+        public final String sha256;
+
+        FileEntry(String path, long size, String sha256) {
+            this.path = path;
+            this.size = size;
+            this.sha256 = sha256;
+        }
+    }
+
+    /** A manifest that cannot be used; the message is one line for the user. */
+    public static final class ManifestException extends Exception {
+        public ManifestException(String message) {
+            super(message);
+        }
+    }
+
+    public int schemaVersion;
+    public String bundleId;
+    public String modelId;
+    public String backend;
+    public String soc;
+    public String recipe;
+    public boolean lowered;
+    public String program;
+    public List<FileEntry> files = new ArrayList<FileEntry>();
+    public int maxContext;
+    public int vocabSize;
+    public List<Integer> eosIds = new ArrayList<Integer>();
+    public Map<String, String> tokens = new HashMap<String, String>();
+    public Map<String, Integer> tokenIds = new HashMap<String, Integer>();
+    public Integer defaultBudget;
+    public String budgetMessage;
+    public String waitMessage;
+    public int tileSize;
+    public int maxTiles;
+    public int tokensPerTile;
+    public boolean thumbnail;
+    public float[] mean = new float[3];
+    public float[] std = new float[3];
+
+    /** Parse and validate a manifest from its JSON text. */
+    public static BundleManifest parse(String json) throws ManifestException {
+        try {
+            return fromJson(new JSONObject(json));
+        } catch (JSONException e) {
+            throw new ManifestException("manifest.json is not valid: " + e.getMessage());
+        }
+    }
+
+    /** Read {@code dir/manifest.json}. */
+    public static BundleManifest read(File dir) throws ManifestException {
+        File f = new File(dir, "manifest.json");
+        try {
+            return parse(new String(readAll(f), "UTF-8"));
+        } catch (IOException e) {
+            throw new ManifestException(f + ": cannot read (" + e.getMessage() + "); push the bundle again");
+        }
+    }
+
+    private static BundleManifest fromJson(JSONObject o) throws JSONException, ManifestException {
+        BundleManifest m = new BundleManifest();
+        m.schemaVersion = o.getInt("schema_version");
+        if (m.schemaVersion != SCHEMA_VERSION) {
+            throw new ManifestException("manifest schema_version " + m.schemaVersion
+                    + " is not supported (this app reads " + SCHEMA_VERSION + "); update the app or re-export");
+        }
+        m.bundleId = o.getString("bundle_id");
+        m.modelId = o.getString("model_id");
+        m.backend = o.getString("backend");
+        m.soc = o.isNull("soc") ? null : o.getString("soc");
+        m.recipe = o.getString("recipe");
+        m.lowered = o.getBoolean("lowered");
+        m.program = o.getString("program");
+        readFiles(m, o.getJSONArray("files"));
+        readApp(m, o.getJSONObject("app"));
+        m.validate();
+        return m;
+    }
+
+    private static void readFiles(BundleManifest m, JSONArray arr) throws JSONException {
+        for (int i = 0; i < arr.length(); i++) {
+            JSONObject f = arr.getJSONObject(i);
+            m.files.add(new FileEntry(f.getString("path"), f.getLong("size"), f.getString("sha256")));
+        }
+    }
+
+    private static void readApp(BundleManifest m, JSONObject app) throws JSONException {
+        m.maxContext = app.getInt("max_context");
+        m.vocabSize = app.getInt("vocab_size");
+        JSONArray eos = app.getJSONArray("eos_ids");
+        for (int i = 0; i < eos.length(); i++) {
+            m.eosIds.add(Integer.valueOf(eos.getInt(i)));
+        }
+        JSONObject tokens = app.getJSONObject("tokens");
+        for (Iterator<?> it = tokens.keys(); it.hasNext();) {
+            String k = (String) it.next();
+            m.tokens.put(k, tokens.getString(k));
+        }
+        JSONObject ids = app.getJSONObject("token_ids");
+        for (Iterator<?> it = ids.keys(); it.hasNext();) {
+            String k = (String) it.next();
+            m.tokenIds.put(k, Integer.valueOf(ids.getInt(k)));
+        }
+        JSONObject thinking = app.getJSONObject("thinking");
+        m.defaultBudget = thinking.isNull("default_budget") ? null
+                : Integer.valueOf(thinking.getInt("default_budget"));
+        m.budgetMessage = thinking.getString("budget_message");
+        m.waitMessage = thinking.getString("wait_message");
+        readImage(m, app.getJSONObject("image"));
+    }
+
+    private static void readImage(BundleManifest m, JSONObject img) throws JSONException {
+        m.tileSize = img.getInt("tile_size");
+        m.maxTiles = img.getInt("max_tiles");
+        m.tokensPerTile = img.getInt("tokens_per_tile");
+        m.thumbnail = img.getBoolean("thumbnail");
+        JSONArray mean = img.getJSONArray("mean");
+        JSONArray std = img.getJSONArray("std");
+        for (int c = 0; c < 3; c++) {
+            m.mean[c] = (float) mean.getDouble(c);
+            m.std[c] = (float) std.getDouble(c);
+        }
+    }
+
+    private void validate() throws ManifestException {
+        boolean known = false;
+        for (String b : BACKENDS) {
+            known |= b.equals(backend);
+        }
+        require(known, "unknown backend '" + backend + "' (xnnpack, qnn or mediatek)");
+        require(!files.isEmpty(), "lists no files; re-export the bundle");
+        for (FileEntry f : files) {
+            require(f.path.length() > 0 && !f.path.startsWith("/") && !f.path.contains(".."),
+                    "file path '" + f.path + "' must be relative and inside the bundle");
+            require(f.sha256.matches("[0-9a-f]{64}"), "file '" + f.path + "' has no valid sha256");
+            require(f.size >= 0, "file '" + f.path + "' has a negative size");
+            require(!f.path.equals("manifest.json"), "must not list itself");
+        }
+        require(!lowered || file(program) != null, "program '" + program + "' is not in files");
+        require(tokens.containsKey("think_start") && tokens.containsKey("think_end")
+                && tokens.containsKey("eos"), "app.tokens needs think_start, think_end and eos");
+        require(std[0] != 0 && std[1] != 0 && std[2] != 0, "app.image.std must not be 0");
+    }
+
+    private void require(boolean ok, String what) throws ManifestException {
+        if (!ok) {
+            throw new ManifestException("manifest of " + bundleId + ": " + what);
+        }
+    }
+
+    /** The entry for {@code path}, or null. */
+    public FileEntry file(String path) {
+        for (FileEntry f : files) {
+            if (f.path.equals(path)) {
+                return f;
+            }
+        }
+        return null;
+    }
+
+    /** Paths whose size or sha256 on disk differ from the manifest (empty when all match). */
+    public List<String> verify(File dir) throws IOException {
+        List<String> bad = new ArrayList<String>();
+        for (FileEntry f : files) {
+            File p = new File(dir, f.path);
+            if (!p.isFile() || p.length() != f.size || !sha256(p).equals(f.sha256)) {
+                bad.add(f.path);
+            }
+        }
+        return Collections.unmodifiableList(bad);
+    }
+
+    /** Hex sha256 of a file. */
+    public static String sha256(File file) throws IOException {
+        MessageDigest md;
+        try {
+            md = MessageDigest.getInstance("SHA-256");
+        } catch (NoSuchAlgorithmException e) {
+            throw new IOException("no SHA-256 on this platform");
+        }
+        InputStream in = new FileInputStream(file);
+        try {
+            byte[] buf = new byte[1 << 16];
+            int n;
+            while ((n = in.read(buf)) > 0) {
+                md.update(buf, 0, n);
+            }
+        } finally {
+            in.close();
+        }
+        StringBuilder sb = new StringBuilder();
+        for (byte b : md.digest()) {
+            sb.append(String.format("%02x", b & 0xff));
+        }
+        return sb.toString();
+    }
+
+    static byte[] readAll(File f) throws IOException {
+        InputStream in = new FileInputStream(f);
+        try {
+            java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+            byte[] buf = new byte[8192];
+            int n;
+            while ((n = in.read(buf)) > 0) {
+                out.write(buf, 0, n);
+            }
+            return out.toByteArray();
+        } finally {
+            in.close();
+        }
+    }
+}

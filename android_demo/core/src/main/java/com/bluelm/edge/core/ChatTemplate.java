@@ -1,0 +1,118 @@
+package com.bluelm.edge.core;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The BlueLM chat format, rendered to text exactly like the Python template
+ * ({@code bluelm_edge/text/chat.py}); both are tested on {@code tests/vectors/chat_template.json}.
+ *
+ * <pre>
+ * &lt;s&gt;[|Human|]:&lt;im_start&gt;&lt;image&gt;xN&lt;im_end&gt;{user}[|BlueThink|][|AI|]:&lt;think&gt;{trace}&lt;/think&gt;{answer}&lt;/s&gt;
+ * </pre>
+ * {@code [|BlueThink|]} switches thinking on; earlier assistant turns keep only their answers.
+ */
+public final class ChatTemplate {
+
+    /** One chat message; {@code thinking} is the assistant's trace or null. */
+    public static final class Message {
+        public final String role;
+        public final String content;
+        public final int nImages;
+        public final String thinking;
+
+        public Message(String role, String content, int nImages, String thinking) {
+            this.role = role;
+            this.content = content;
+            this.nImages = nImages;
+            this.thinking = thinking;
+        }
+    }
+
+    private final Map<String, String> tokens;
+
+    /** @param tokens special-token texts by name, as in the manifest's {@code app.tokens} */
+    public ChatTemplate(Map<String, String> tokens) {
+        this.tokens = tokens;
+    }
+
+    private String t(String name) {
+        String s = tokens.get(name);
+        if (s == null) {
+            throw new IllegalArgumentException("chat template needs the '" + name + "' token");
+        }
+        return s;
+    }
+
+    /**
+     * Render a conversation.
+     *
+     * @param imageTokens image-placeholder tokens for each image, in order of appearance
+     * @param addGenerationPrompt end with the assistant prefix (and {@code <think>} when thinking)
+     */
+    public String render(List<Message> messages, boolean think, boolean addGenerationPrompt,
+            List<Integer> imageTokens) {
+        StringBuilder sb = new StringBuilder(t("bos"));
+        int image = 0;
+        int lastAssistant = lastIndexOf(messages, "assistant");
+        for (int i = 0; i < messages.size(); i++) {
+            Message m = messages.get(i);
+            if (m.role.equals("user")) {
+                sb.append(t("human"));
+                for (int k = 0; k < m.nImages; k++) {
+                    appendImage(sb, imageTokens.get(image++).intValue());
+                }
+                sb.append(m.content);
+                if (think) {
+                    sb.append(t("blue_think"));
+                }
+            } else if (m.role.equals("assistant")) {
+                sb.append(t("ai"));
+                if (think && i == lastAssistant && m.thinking != null) {
+                    sb.append(t("think_start")).append(m.thinking).append(t("think_end"));
+                }
+                sb.append(m.content).append(t("eos"));
+            } else {
+                throw new IllegalArgumentException("unknown role '" + m.role + "'");
+            }
+        }
+        if (addGenerationPrompt) {
+            sb.append(t("ai"));
+            if (think) {
+                sb.append(t("think_start"));
+            }
+        }
+        return sb.toString();
+    }
+
+    /** Whether {@link #render} with {@code addGenerationPrompt} leaves {@code <think>} open. */
+    public boolean promptOpensThinking(boolean think) {
+        return think;
+    }
+
+    private void appendImage(StringBuilder sb, int n) {
+        sb.append(t("im_start"));
+        for (int k = 0; k < n; k++) {
+            sb.append(t("image"));
+        }
+        sb.append(t("im_end"));
+    }
+
+    private static int lastIndexOf(List<Message> messages, String role) {
+        for (int i = messages.size() - 1; i >= 0; i--) {
+            if (messages.get(i).role.equals(role)) {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    /** Convenience: one user turn, optionally with images. */
+    public static List<Message> single(String user, int nImages) {
+        List<Message> out = new ArrayList<Message>();
+        out.add(new Message("user", user, nImages, null));
+        return Collections.unmodifiableList(out);
+    }
+}

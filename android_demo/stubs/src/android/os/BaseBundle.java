@@ -1,0 +1,5 @@
+package android.os;
+
+public class BaseBundle {
+    BaseBundle() { throw new RuntimeException("Stub!"); }
+}

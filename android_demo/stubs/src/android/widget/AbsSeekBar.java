@@ -1,0 +1,5 @@
+package android.widget;
+
+public abstract class AbsSeekBar extends ProgressBar {
+    AbsSeekBar() { throw new RuntimeException("Stub!"); }
+}

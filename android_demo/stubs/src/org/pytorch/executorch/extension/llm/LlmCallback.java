@@ -1,0 +1,6 @@
+package org.pytorch.executorch.extension.llm;
+
+public interface LlmCallback {
+    void onResult(String result);
+    default void onStats(String stats) { throw new RuntimeException("Stub!"); }
+}

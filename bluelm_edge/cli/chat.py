@@ -1,0 +1,102 @@
+"""`bluelm-edge chat`: interactive or one-shot chat with a checkpoint, a bundle or a preset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from bluelm_edge.cli.common import JsonOpt, ModelArg, PresetOpt, load_for_generation
+from bluelm_edge.generate import Sampling
+from bluelm_edge.session import ChatSession, Reply
+
+STYLES = {"think": "dim", "forced": "dim italic yellow", "answer": ""}
+
+
+def _printer(console: Console):
+    state = {"kind": None}
+
+    def on_text(kind: str, text: str) -> None:
+        shown = "think" if kind == "forced" else kind
+        if state["kind"] == "think" and shown == "answer":
+            console.print()
+        if state["kind"] != shown and shown == "think":
+            console.print("thinking: ", style="dim", end="")
+        state["kind"] = shown
+        console.print(text, style=STYLES[kind], end="", markup=False, highlight=False)
+
+    return on_text
+
+
+def _stats_line(reply: Reply) -> str:
+    s = reply.stats
+    return (
+        f"TTFT {s.ttft_s * 1000:.0f} ms · prefill {s.prefill_tok_s:.0f} tok/s · decode "
+        f"{s.decode_tok_s:.1f} tok/s · {s.generated_tokens} tokens ({s.thinking_tokens} thinking)"
+    )
+
+
+def chat(
+    model: ModelArg = None,
+    preset: PresetOpt = None,
+    prompt: Annotated[str | None, typer.Option("--prompt", "-p", help="Ask once and exit.")] = None,
+    image: Annotated[list[Path] | None, typer.Option("--image", help="Image file(s) for the prompt.")] = None,
+    think: Annotated[bool, typer.Option("--think/--no-think", help="Thinking mode on or off.")] = True,
+    thinking_budget: Annotated[
+        int | None, typer.Option("--thinking-budget", help="Max thinking tokens (default: unlimited).", min=0)
+    ] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Stop after this many generated tokens.", min=1)] = 256,
+    temperature: Annotated[float, typer.Option(help="0 is greedy.", min=0.0)] = 0.0,
+    top_k: Annotated[int, typer.Option(help="Sample from the k most likely (0: all).", min=0)] = 0,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.", min=0.0, max=1.0)] = 1.0,
+    seed: Annotated[int, typer.Option(help="Sampling seed (and preset init seed).")] = 0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Chat with a model: interactive, or one-shot with --prompt.
+
+    Example: bluelm-edge chat --prompt "What is 48+37?" --think --thinking-budget 32
+    """
+    loaded = load_for_generation(model, preset, seed)
+    console = Console(quiet=json_out)
+    console.print(f"[dim]model: {loaded.label}[/dim]")
+    session = ChatSession(loaded.decoder, loaded.tokenizer, loaded.config)
+    sampling = Sampling(temperature, top_k, top_p, seed, max_new_tokens)
+    budget = thinking_budget if thinking_budget is not None else loaded.config.default_thinking_budget
+
+    def turn(text: str, images: list[Path]) -> Reply:
+        reply = session.ask(text, images, think=think, budget=budget, sampling=sampling,
+                            on_text=_printer(console))
+        console.print()
+        console.print(f"[dim]{_stats_line(reply)}[/dim]")
+        return reply
+
+    if prompt is not None:
+        reply = turn(prompt, list(image or []))
+        if json_out:
+            typer.echo(json.dumps({"thinking": reply.thinking, "answer": reply.answer,
+                                   "stats": reply.stats.to_dict()}, indent=2))
+        return
+    console.print("[dim]type a message; /image PATH attaches an image, /reset clears, /quit exits[/dim]")
+    pending: list[Path] = list(image or [])
+    while True:
+        try:
+            text = console.input("[bold]you>[/bold] ")
+        except EOFError:
+            return
+        if text.strip() in ("/quit", "/exit"):
+            return
+        if text.startswith("/image "):
+            pending.append(Path(text[7:].strip()))
+            continue
+        if text.strip() == "/reset":
+            session.reset()
+            continue
+        turn(text, pending)
+        pending = []
+
+
+def register(app: typer.Typer) -> None:
+    app.command("chat")(chat)

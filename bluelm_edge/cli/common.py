@@ -1,0 +1,80 @@
+"""Shared CLI pieces: option types and the one place a command turns MODEL into something to run.
+
+MODEL may be a checkpoint folder, an exported bundle (a folder with manifest.json), or omitted
+(the shipped tiny stand-in); `--preset NAME` builds a randomly initialised model of that shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bluelm_edge.errors import UsageError
+from bluelm_edge.paths import DEFAULT_MODEL_DIR
+
+ModelArg = Annotated[
+    Path | None,
+    typer.Argument(help="Checkpoint folder or exported bundle (default: the shipped tiny stand-in)."),
+]
+PresetOpt = Annotated[
+    str | None, typer.Option("--preset", help="Build a randomly initialised model of a preset (tiny, bluelm-2.5-3b).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+@dataclass
+class Loaded:
+    decoder: Any  # DecoderProtocol
+    tokenizer: Any  # Tokenizer
+    config: Any  # BlueLMConfig
+    label: str
+
+
+def resolve_model_dir(model: Path | None) -> Path:
+    """MODEL, or the shipped stand-in; a one-line error if neither exists."""
+    if model is not None:
+        if not Path(model).exists():
+            raise UsageError(f"{model}: no such checkpoint or bundle folder")
+        return Path(model)
+    if (DEFAULT_MODEL_DIR / "config.json").is_file():
+        return DEFAULT_MODEL_DIR
+    raise UsageError("the shipped tiny checkpoint is missing; pass MODEL or --preset tiny")
+
+
+def load_for_generation(model: Path | None, preset: str | None, seed: int = 0) -> Loaded:
+    """Load MODEL (checkpoint or bundle) or build a preset, wrapped for the generation loop."""
+    from bluelm_edge.session import EagerDecoder
+
+    if preset is not None:
+        if model is not None:
+            raise UsageError("give either MODEL or --preset, not both")
+        return _preset(preset, seed)
+    path = resolve_model_dir(model)
+    if (path / "manifest.json").is_file():
+        from bluelm_edge.export.host import load_bundle_decoder
+
+        return Loaded(*load_bundle_decoder(path), label=str(path))
+    from bluelm_edge.model.checkpoint import load_checkpoint
+    from bluelm_edge.text.tokenizer import Tokenizer
+
+    net, config = load_checkpoint(path)
+    tokenizer = Tokenizer.from_file(path / "tokenizer.json")
+    return Loaded(EagerDecoder(net), tokenizer, config, label=str(path))
+
+
+def _preset(name: str, seed: int) -> Loaded:
+    import torch
+
+    from bluelm_edge.model.config import preset
+    from bluelm_edge.model.vlm import BlueLM
+    from bluelm_edge.session import EagerDecoder
+    from bluelm_edge.text.tokenizer import default_tokenizer
+
+    config = preset(name)
+    tokenizer = default_tokenizer()
+    config.decoder.vocab_size = tokenizer.vocab_size
+    torch.manual_seed(seed)
+    return Loaded(EagerDecoder(BlueLM(config.validate())), tokenizer, config, label=f"preset {name} (random weights)")

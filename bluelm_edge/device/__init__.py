@@ -1,0 +1,1 @@
+"""Phones over adb: the adb wrapper (knows nothing of models), deploy, profile and their reports."""

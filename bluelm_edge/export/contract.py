@@ -1,0 +1,101 @@
+"""The runtime contract: the one place that names what a `.pte`, a bundle and the app agree on.
+
+Owns the method names (ExecuTorch's multimodal-runner convention plus `forward` for
+`TextLLMRunner`), the metadata constant methods baked into the `.pte`, the bundle file names,
+the manifest schema version and its `app` section, and the results-JSON schema of benchmarks.
+The bundle writer, the host runner, the device layer and the Android app all read these names
+from here (Java mirrors them in `android_demo/core`); change them here and bump the versions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from bluelm_edge.model.config import SPECIAL_TOKENS, BlueLMConfig
+
+# ---- methods --------------------------------------------------------------------------------
+VISION_ENCODER = "vision_encoder"  # pixels [T, 3, S, S] float32 normalised -> [1, T*N, D]
+TOKEN_EMBEDDING = "token_embedding"  # ids [1, L] int64 -> [1, L, D]
+TEXT_DECODER = "text_decoder"  # embeds [1, L, D], positions [L] int64 -> logits [1, V]
+FORWARD = "forward"  # ids [1, L], positions [L] -> logits [1, V] (TextLLMRunner)
+METHODS = (VISION_ENCODER, TOKEN_EMBEDDING, TEXT_DECODER, FORWARD)
+
+DEFAULT_PREFILL_CHUNK = 128  # tokens per text_decoder call (dynamic L in 1..chunk)
+DEFAULT_VISION_BATCH = 1  # tiles per vision_encoder call (fixed; more tiles run in chunks)
+
+# ---- bundle ---------------------------------------------------------------------------------
+SCHEMA_VERSION = 1
+RESULTS_SCHEMA_VERSION = 1
+MODEL_PTE = "model.pte"
+PROGRAM_PT2 = "program.pt2"  # lowering-ready quantized programs (no vendor SDK)
+COVERAGE_JSON = "coverage.json"
+TOKENIZER_JSON = "tokenizer.json"
+TOKENIZER_CONFIG_JSON = "tokenizer_config.json"  # BOS/EOS for ExecuTorch's C++ HF tokenizer
+CONFIG_JSON = "config.json"
+MANIFEST_JSON = "manifest.json"
+BACKENDS = ("xnnpack", "qnn", "mediatek")
+BUDGET_MESSAGE = "\nTime is up. Answer:\n"
+WAIT_MESSAGE = "Wait,"
+
+# Manifest `app.tokens` keys -> index into config.SPECIAL_TOKENS (the tokenizer's first ids).
+TOKEN_KEYS = {
+    "bos": 1, "eos": 2, "human": 3, "ai": 4, "blue_think": 5, "think_start": 6, "think_end": 7,
+    "im_start": 8, "image": 9, "im_end": 10,
+}
+
+
+def metadata(cfg: BlueLMConfig, prefill_chunk: int, vision_batch: int) -> dict[str, Any]:
+    """The constant methods every `.pte` carries: ExecuTorch's runner keys, then ours."""
+    t, d = cfg.tokens, cfg.decoder
+    budget = cfg.default_thinking_budget
+    return {
+        "get_max_seq_len": d.max_seq_len,
+        "get_max_context_len": d.max_seq_len,
+        "get_vocab_size": d.vocab_size,
+        "get_n_layers": d.layers,
+        "get_bos_id": t.bos,
+        "get_eos_ids": [t.eos],
+        "use_kv_cache": True,
+        "enable_dynamic_shape": True,
+        "get_think_start_id": t.think_start,
+        "get_think_end_id": t.think_end,
+        "get_image_token_id": t.image,
+        "get_tile_size": cfg.vision.image_size,
+        "get_tokens_per_tile": cfg.image_tokens_per_tile,
+        "get_vision_batch": vision_batch,
+        "get_max_prefill": prefill_chunk,
+        "get_default_thinking_budget": -1 if budget is None else budget,  # -1: unlimited
+    }
+
+
+def app_section(cfg: BlueLMConfig, vision_batch: int) -> dict[str, Any]:
+    """The manifest's `app` object: what the Android app needs without opening the `.pte`."""
+    ids = asdict(cfg.tokens)
+    return {
+        "max_context": cfg.decoder.max_seq_len,
+        "vocab_size": cfg.decoder.vocab_size,
+        "eos_ids": [cfg.tokens.eos],
+        "tokens": {key: SPECIAL_TOKENS[index] for key, index in TOKEN_KEYS.items()},
+        "token_ids": {key: ids[key] for key in TOKEN_KEYS},
+        "thinking": {
+            "default_budget": cfg.default_thinking_budget,
+            "budget_message": BUDGET_MESSAGE,
+            "wait_message": WAIT_MESSAGE,
+        },
+        "image": {
+            "tile_size": cfg.vision.image_size,
+            "max_tiles": cfg.max_tiles,
+            "tokens_per_tile": cfg.image_tokens_per_tile,
+            "thumbnail": True,
+            "mean": list(cfg.image_mean),
+            "std": list(cfg.image_std),
+            "vision_batch": vision_batch,
+        },
+    }
+
+
+def bundle_id(model_id: str, backend: str, recipe: str, digest: str) -> str:
+    """`<model>-<backend>-<recipe>-<8 hex>`: the folder name the app and `deploy` use."""
+    prefix = f"{model_id}-{backend}-" if not recipe.startswith(f"{backend}-") else f"{model_id}-"
+    return f"{prefix}{recipe}-{digest[:8]}"

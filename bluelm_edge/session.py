@@ -1,0 +1,147 @@
+"""A chat session: conversation history -> prompt ids + image tiles -> the one generation loop.
+
+Used by `chat` and `run` (eager model or ExecuTorch bundle alike, through `DecoderProtocol`) and
+by evaluation. Streams decoded text as it is generated, split into thinking and answer, with the
+controller's forced text flagged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from bluelm_edge.generate import DecoderProtocol, GenerationStats, Sampling, generate
+from bluelm_edge.model.config import BlueLMConfig
+from bluelm_edge.text.chat import Message, render
+from bluelm_edge.text.thinking import BUDGET_MESSAGE, WAIT_MESSAGE, ThinkingBudget
+from bluelm_edge.text.tokenizer import Tokenizer
+
+# on_text(kind, text): kind is "think", "answer" or "forced"
+TextCallback = Callable[[str, str], None]
+
+
+class EagerDecoder:
+    """`DecoderProtocol` over the eager `BlueLM` module."""
+
+    def __init__(self, model: Any, max_prefill: int = 128) -> None:
+        self.model = model.eval()
+        self.max_context = model.cfg.decoder.max_seq_len
+        self.max_prefill = max_prefill
+
+    def vision_encoder(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model.vision_encoder(pixels)
+
+    def token_embedding(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.model.token_embedding(ids)
+
+    def text_decoder(self, embeds: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return self.model.text_decoder(embeds, positions)
+
+    def reset(self) -> None:
+        self.model.reset_cache()
+
+
+@dataclass
+class Reply:
+    thinking: str
+    answer: str
+    tokens: list[int] = field(default_factory=list)
+    forced: list[bool] = field(default_factory=list)
+    stats: GenerationStats = field(default_factory=GenerationStats)
+
+
+def make_controller(
+    tokenizer: Tokenizer, *, think: bool, budget: int | None, min_thinking: int = 0
+) -> ThinkingBudget:
+    """The budget controller for a turn: `think=False` is budget 0 (non-thinking mode)."""
+    s = tokenizer.special
+    return ThinkingBudget(
+        think_start=s.think_start,
+        think_end=s.think_end,
+        eos=[s.eos],
+        budget=budget if think else 0,
+        budget_message=tokenizer.encode(BUDGET_MESSAGE),
+        min_thinking=min_thinking if think else 0,
+        wait_message=tokenizer.encode(WAIT_MESSAGE),
+    )
+
+
+class _Streamer:
+    """Turns emitted ids into text pieces, tracking whether we are inside the thinking block."""
+
+    def __init__(self, tokenizer: Tokenizer, on_text: TextCallback | None) -> None:
+        self.tok, self.on_text = tokenizer, on_text
+        self.parts: dict[str, list[int]] = {"think": [], "answer": []}
+        self.kind = "answer"
+        self.sent: dict[str, str] = {"think": "", "answer": ""}
+
+    def __call__(self, token: int, forced: bool) -> None:
+        s = self.tok.special
+        if token == s.think_start:
+            self.kind = "think"
+            return
+        if token == s.think_end:
+            self.kind = "answer"
+            return
+        if token == s.eos:
+            return
+        self.parts[self.kind].append(token)
+        text = self.tok.decode(self.parts[self.kind], skip_special=True)
+        new = text[len(self.sent[self.kind]) :]
+        if new and not new.endswith("\ufffd"):  # wait for the rest of a UTF-8 character
+            self.sent[self.kind] = text
+            if self.on_text:
+                self.on_text("forced" if forced else self.kind, new)
+
+    def text(self, kind: str) -> str:
+        return self.tok.decode(self.parts[kind], skip_special=True)
+
+
+class ChatSession:
+    """Multi-turn chat over any `DecoderProtocol`; each turn re-renders the whole conversation."""
+
+    def __init__(self, decoder: DecoderProtocol, tokenizer: Tokenizer, config: BlueLMConfig) -> None:
+        self.decoder, self.tokenizer, self.config = decoder, tokenizer, config
+        self.history: list[Message] = []
+        self.pixels: list[torch.Tensor] = []
+        self.image_tokens: list[int] = []
+
+    def ask(
+        self,
+        text: str,
+        images: Sequence[Any] = (),
+        *,
+        think: bool = True,
+        budget: int | None = None,
+        min_thinking: int = 0,
+        sampling: Sampling | None = None,
+        on_text: TextCallback | None = None,
+    ) -> Reply:
+        from bluelm_edge.imaging import preprocess
+
+        tiles = [preprocess(img, self.config) for img in images]
+        user = Message("user", text, images=list(images))
+        rendered = render(
+            [*self.history, user], self.tokenizer, think=think, add_generation_prompt=True,
+            image_tokens=[*self.image_tokens, *(t.n_tokens for t in tiles)],
+        )
+        streamer = _Streamer(self.tokenizer, on_text)
+        result = generate(
+            self.decoder, rendered.ids, stop_ids=[self.tokenizer.special.eos],
+            images=[*self.pixels, *(t.pixels for t in tiles)], image_token=self.tokenizer.special.image,
+            sampling=sampling, controller=make_controller(self.tokenizer, think=think, budget=budget,
+                                                          min_thinking=min_thinking),
+            on_token=streamer,
+        )
+        reply = Reply(streamer.text("think"), streamer.text("answer").strip(), result.tokens,
+                      result.forced, result.stats)
+        self.history += [user, Message("assistant", reply.answer)]
+        self.pixels += [t.pixels for t in tiles]
+        self.image_tokens += [t.n_tokens for t in tiles]
+        return reply
+
+    def reset(self) -> None:
+        self.history, self.pixels, self.image_tokens = [], [], []

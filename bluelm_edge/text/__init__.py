@@ -1,0 +1,1 @@
+"""Text side of the model: tokenizer, chat template and thinking-budget control."""
