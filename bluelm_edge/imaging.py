@@ -122,7 +122,7 @@ def n_tiles(grid: tuple[int, int]) -> int:
 # ---- tiles -----------------------------------------------------------------------------------
 def normalise(rgb: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """uint8 `[H, W, 3]` -> float32 `[3, H, W]` as `(v / 255 - mean) / std`."""
-    x = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.uint8)).permute(2, 0, 1).to(torch.float32) / 255.0
+    x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).to(torch.float32) / 255.0
     m = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
     return (x - m) / s

@@ -20,6 +20,12 @@ COMMAND_MODULES = [
     "bluelm_edge.cli.info",
     "bluelm_edge.cli.chat",
     "bluelm_edge.cli.doctor",
+    "bluelm_edge.cli.export",
+    "bluelm_edge.cli.bundle",
+    "bluelm_edge.cli.run",
+    "bluelm_edge.cli.package",
+    "bluelm_edge.cli.train",
+    "bluelm_edge.cli.eval",
 ]
 
 app = typer.Typer(
@@ -53,13 +59,12 @@ def run() -> None:
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted")
         sys.exit(130)
-    except Exception as err:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        if isinstance(err, click.exceptions.Exit):
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except Exception as err:
+        show = getattr(err, "show", None)  # click/typer usage errors print themselves
+        if callable(show) and hasattr(err, "exit_code"):
+            show()
             sys.exit(err.exit_code)
         if os.environ.get("BLUELM_DEBUG") == "1":
             raise

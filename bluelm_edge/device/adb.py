@@ -84,7 +84,7 @@ _ADB_ERRORS: list[tuple[str, type[DeviceError], str]] = [
      "several phones are attached: pick one with -s SERIAL (see `bluelm-edge devices`) or use --all"),
     (r"no devices/emulators found", NoDevice, "no phone attached: connect one with USB debugging on (`adb devices`)"),
     (r"device '.*' not found", NoDevice, "no phone with serial {who}: see `bluelm-edge devices`"),
-    (r"couldn't read from device|connection reset|protocol fault|failed to read|closed", Offline,
+    (r"couldn't read from device|connection reset|protocol fault|failed to read", Offline,
      "lost the connection to {who} during `adb {cmd}`: reconnect it and rerun"),
     (r"cannot connect to daemon|failed to start daemon", NoDevice,
      "the adb server did not start: run `adb start-server` and read its error"),
@@ -94,13 +94,13 @@ _ADB_ERRORS: list[tuple[str, type[DeviceError], str]] = [
 def classify(stdout: str, stderr: str, code: int, args: list[str], serial: str | None) -> DeviceError:
     """Turn a failed adb run into the typed error its output describes."""
     text, who = f"{stderr}\n{stdout}", serial or "the phone"
+    adb_said = "\n".join(ln for ln in text.splitlines() if ln.startswith(("error:", "adb: error:", "* ")))
     for pattern, kind, message in _ADB_ERRORS:
-        if re.search(pattern, text, re.IGNORECASE) and (kind is not Offline or args[0] != "shell"
-                                                       or "error:" in stderr):
+        if re.search(pattern, adb_said, re.IGNORECASE):
             return kind(message.format(who=who, cmd=args[0]))
-    last = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), "no output")
+    lines = [ln.strip() for ln in (adb_said or text).splitlines() if ln.strip()]
     command = " ".join(args)[:80]
-    return CommandFailed(f"`{command}` on {who} exited with {code}: {last}", code, stderr)
+    return CommandFailed(f"`{command}` on {who} exited with {code}: {lines[-1] if lines else 'no output'}", code, text)
 
 
 def list_devices() -> list[tuple[str, str]]:

@@ -35,8 +35,7 @@ TOKENIZER_CONFIG_JSON = "tokenizer_config.json"  # BOS/EOS for ExecuTorch's C++ 
 CONFIG_JSON = "config.json"
 MANIFEST_JSON = "manifest.json"
 BACKENDS = ("xnnpack", "qnn", "mediatek")
-BUDGET_MESSAGE = "\nTime is up. Answer:\n"
-WAIT_MESSAGE = "Wait,"
+from bluelm_edge.text.thinking import BUDGET_MESSAGE, WAIT_MESSAGE  # noqa: E402  (one source: the controller)
 
 # Manifest `app.tokens` keys -> index into config.SPECIAL_TOKENS (the tokenizer's first ids).
 TOKEN_KEYS = {

@@ -62,7 +62,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "mt6989": Profile(
         "mt6989", _props("V2324A", "PD2324", "MT6989", "mt6989", "mt6989", "vivo"),
-        ram_kb=15_600_000, free_bytes=420_000_000_000, app_rss_kb=2_251_008,
+        ram_kb=15_600_000, free_bytes=201_000_000_000, app_rss_kb=2_251_008,
         load_current_ua=1_250_000, base_temp_decic=285,
     ),
 }
@@ -210,7 +210,8 @@ class SimPhone:
         p = self.profile
         busy = self.busy_seconds(t1) - self.busy_seconds(t0)
         idle = (t1 - t0) - busy
-        return busy * p.load_current_ua * p.load_voltage_uv * 1e-12 + idle * p.idle_current_ua * p.idle_voltage_uv * 1e-12
+        load_w = p.load_current_ua * p.load_voltage_uv * 1e-12
+        return busy * load_w + idle * p.idle_current_ua * p.idle_voltage_uv * 1e-12
 
     # ---- the benchmark app -----------------------------------------------------------------
     def app_pid(self) -> int | None:

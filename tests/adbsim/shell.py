@@ -103,7 +103,8 @@ def _dumpsys(phone: SimPhone, args: list[str]) -> Result:
     return (
         "Applications Memory Usage (in Kilobytes):\n"
         f"** MEMINFO in pid {pid} [{args[-1]}] **\n"
-        f"           TOTAL PSS:   {pss}            TOTAL RSS:   {phone.profile.app_rss_kb}       TOTAL SWAP PSS:      0\n"
+        f"           TOTAL PSS:   {pss}            TOTAL RSS:   {phone.profile.app_rss_kb}"
+        "       TOTAL SWAP PSS:      0\n"
     ), "", 0
 
 
@@ -147,9 +148,10 @@ def _cat(phone: SimPhone, args: list[str]) -> Result:
 
 def _df(phone: SimPhone, args: list[str]) -> Result:
     free_kb, total_kb = phone.free_bytes() // 1024, 230_000_000
+    use = 100 - 100 * free_kb // total_kb
     return (
         "Filesystem      1K-blocks    Used Available Use% Mounted on\n"
-        f"/dev/fuse       {total_kb} {total_kb - free_kb} {free_kb}  {100 - 100 * free_kb // total_kb}% /storage/emulated\n"
+        f"/dev/fuse       {total_kb} {total_kb - free_kb} {free_kb}  {use}% /storage/emulated\n"
     ), "", 0
 
 

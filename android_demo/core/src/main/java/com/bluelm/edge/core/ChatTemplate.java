@@ -12,7 +12,9 @@ import java.util.Map;
  * <pre>
  * &lt;s&gt;[|Human|]:&lt;im_start&gt;&lt;image&gt;xN&lt;im_end&gt;{user}[|BlueThink|][|AI|]:&lt;think&gt;{trace}&lt;/think&gt;{answer}&lt;/s&gt;
  * </pre>
- * {@code [|BlueThink|]} switches thinking on; earlier assistant turns keep only their answers.
+ * {@code [|BlueThink|]} (after every user turn when thinking) switches thinking on; only a final
+ * assistant turn keeps its thinking; the generation prompt ends with {@code [|AI|]:}, so the
+ * model opens {@code <think>} itself.
  */
 public final class ChatTemplate {
 
@@ -50,13 +52,15 @@ public final class ChatTemplate {
      * Render a conversation.
      *
      * @param imageTokens image-placeholder tokens for each image, in order of appearance
-     * @param addGenerationPrompt end with the assistant prefix (and {@code <think>} when thinking)
+     * @param addGenerationPrompt the conversation ends with a user turn (which ends with the
+     *     assistant prefix); otherwise it must end with an assistant turn
      */
     public String render(List<Message> messages, boolean think, boolean addGenerationPrompt,
             List<Integer> imageTokens) {
         StringBuilder sb = new StringBuilder(t("bos"));
         int image = 0;
-        int lastAssistant = lastIndexOf(messages, "assistant");
+        int last = messages.size() - 1;
+        checkTurns(messages, addGenerationPrompt);
         for (int i = 0; i < messages.size(); i++) {
             Message m = messages.get(i);
             if (m.role.equals("user")) {
@@ -68,28 +72,38 @@ public final class ChatTemplate {
                 if (think) {
                     sb.append(t("blue_think"));
                 }
-            } else if (m.role.equals("assistant")) {
                 sb.append(t("ai"));
-                if (think && i == lastAssistant && m.thinking != null) {
-                    sb.append(t("think_start")).append(m.thinking).append(t("think_end"));
+            } else {
+                if (think && i == last) {
+                    sb.append(t("think_start")).append(m.thinking == null ? "" : m.thinking).append(t("think_end"));
                 }
                 sb.append(m.content).append(t("eos"));
-            } else {
-                throw new IllegalArgumentException("unknown role '" + m.role + "'");
-            }
-        }
-        if (addGenerationPrompt) {
-            sb.append(t("ai"));
-            if (think) {
-                sb.append(t("think_start"));
             }
         }
         return sb.toString();
     }
 
-    /** Whether {@link #render} with {@code addGenerationPrompt} leaves {@code <think>} open. */
-    public boolean promptOpensThinking(boolean think) {
-        return think;
+    /** The generation prompt never opens {@code <think>}: the model (or the controller) does. */
+    public boolean promptOpensThinking() {
+        return false;
+    }
+
+    private static void checkTurns(List<Message> messages, boolean addGenerationPrompt) {
+        if (messages.isEmpty()) {
+            throw new IllegalArgumentException("a conversation needs at least one user message");
+        }
+        for (int i = 0; i < messages.size(); i++) {
+            String want = i % 2 == 0 ? "user" : "assistant";
+            if (!messages.get(i).role.equals(want)) {
+                throw new IllegalArgumentException("message " + i + " should be " + want + ": turns alternate");
+            }
+        }
+        boolean endsWithUser = messages.size() % 2 == 1;
+        if (endsWithUser != addGenerationPrompt) {
+            throw new IllegalArgumentException(addGenerationPrompt
+                    ? "add_generation_prompt needs the conversation to end with a user message"
+                    : "the conversation ends with a user message: pass addGenerationPrompt");
+        }
     }
 
     private void appendImage(StringBuilder sb, int n) {
@@ -98,15 +112,6 @@ public final class ChatTemplate {
             sb.append(t("image"));
         }
         sb.append(t("im_end"));
-    }
-
-    private static int lastIndexOf(List<Message> messages, String role) {
-        for (int i = messages.size() - 1; i >= 0; i--) {
-            if (messages.get(i).role.equals(role)) {
-                return i;
-            }
-        }
-        return -1;
     }
 
     /** Convenience: one user turn, optionally with images. */

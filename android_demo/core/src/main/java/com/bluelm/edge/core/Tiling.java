@@ -2,49 +2,67 @@ package com.bluelm.edge.core;
 
 /**
  * AnyRes tiling and normalisation, as in the Python {@code bluelm_edge/imaging.py}; both are
- * tested on {@code tests/vectors/tiling.json}. An image is cut into cols x rows square tiles of
- * the grid that keeps the most of its resolution (then wastes the least), plus a global
- * thumbnail when the grid has more than one tile.
+ * tested on {@code tests/vectors/tiling.json}. An image becomes cols x rows square tiles (row-major)
+ * and, when that is more than one tile, a global thumbnail that goes FIRST.
+ *
+ * <p>Grid rule: candidates are all (cols, rows) with cols * rows &lt;= maxTiles; keep those whose
+ * |ln(cols/rows) - ln(width/height)| is within 1e-9 of the smallest; among them the fewest tiles
+ * that keep resolution (cols * tile &gt;= width and rows * tile &gt;= height), else the most
+ * tiles; any remaining tie: more columns first.
  */
 public final class Tiling {
+
+    private static final double TIE = 1e-9;
 
     private Tiling() {
     }
 
-    /**
-     * The best grid {cols, rows} with cols * rows &lt;= maxTiles for an image of width x height
-     * when each tile is tileSize pixels square.
-     */
+    /** The grid {cols, rows} for an image of width x height and square tiles of tileSize. */
     public static int[] chooseGrid(int width, int height, int maxTiles, int tileSize) {
-        if (width <= 0 || height <= 0 || maxTiles < 1 || tileSize < 1) {
-            throw new IllegalArgumentException("bad image or tiling size");
+        if (width < 1 || height < 1 || maxTiles < 1 || tileSize < 1) {
+            throw new IllegalArgumentException("bad grid request: " + width + "x" + height
+                    + ", maxTiles=" + maxTiles + ", tileSize=" + tileSize);
         }
-        int[] best = {1, 1};
-        long bestEffective = -1;
-        long bestWaste = Long.MAX_VALUE;
-        for (int rows = 1; rows <= maxTiles; rows++) {
-            for (int cols = 1; cols * rows <= maxTiles; cols++) {
-                long gw = (long) cols * tileSize;
-                long gh = (long) rows * tileSize;
-                double scale = Math.min((double) gw / width, (double) gh / height);
-                long dw = (long) Math.floor(width * scale);
-                long dh = (long) Math.floor(height * scale);
-                long effective = Math.min(dw * dh, (long) width * height);
-                long waste = gw * gh - effective;
-                if (effective > bestEffective || (effective == bestEffective && waste < bestWaste)) {
-                    best = new int[] {cols, rows};
-                    bestEffective = effective;
-                    bestWaste = waste;
+        double target = Math.log((double) width / height);
+        double best = Double.MAX_VALUE;
+        for (int c = 1; c <= maxTiles; c++) {
+            for (int r = 1; c * r <= maxTiles; r++) {
+                best = Math.min(best, Math.abs(Math.log((double) c / r) - target));
+            }
+        }
+        int[] keep = null;
+        int[] most = null;
+        for (int c = 1; c <= maxTiles; c++) {
+            for (int r = 1; c * r <= maxTiles; r++) {
+                if (Math.abs(Math.log((double) c / r) - target) > best + TIE) {
+                    continue;
+                }
+                boolean keeps = (long) c * tileSize >= width && (long) r * tileSize >= height;
+                if (keeps && (keep == null || better(c, r, keep, true))) {
+                    keep = new int[] {c, r};
+                }
+                if (most == null || better(c, r, most, false)) {
+                    most = new int[] {c, r};
                 }
             }
         }
-        return best;
+        return keep != null ? keep : most;
+    }
+
+    /** Fewest (or most) tiles first, then more columns. */
+    private static boolean better(int c, int r, int[] cur, boolean fewest) {
+        int n = c * r;
+        int m = cur[0] * cur[1];
+        if (n != m) {
+            return fewest ? n < m : n > m;
+        }
+        return c > cur[0];
     }
 
     /** Tiles fed to the vision encoder for a grid: cols * rows, plus the thumbnail if &gt; 1. */
-    public static int tileCount(int[] grid, boolean thumbnail) {
+    public static int tileCount(int[] grid) {
         int n = grid[0] * grid[1];
-        return n + (thumbnail && n > 1 ? 1 : 0);
+        return n + (n > 1 ? 1 : 0);
     }
 
     /** Normalise one 8-bit channel value: (v / 255 - mean) / std. */

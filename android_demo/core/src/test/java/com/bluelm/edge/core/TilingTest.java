@@ -19,12 +19,11 @@ public class TilingTest {
         for (int i = 0; i < cases.length(); i++) {
             JSONObject c = cases.getJSONObject(i);
             int tile = c.optInt("tile_size", v.optInt("tile_size", 378));
-            boolean thumb = c.optBoolean("thumbnail", v.optBoolean("thumbnail", true));
             int[] grid = Tiling.chooseGrid(c.getInt("width"), c.getInt("height"), c.getInt("max_tiles"), tile);
             String name = c.optString("name", c.getInt("width") + "x" + c.getInt("height"));
             JSONArray want = c.getJSONArray("grid");
             assertArrayEquals(name + ": grid", new int[] {want.getInt(0), want.getInt(1)}, grid);
-            assertEquals(name + ": tiles", c.getInt("tiles"), Tiling.tileCount(grid, thumb));
+            assertEquals(name + ": tiles", c.getInt("tiles"), Tiling.tileCount(grid));
         }
     }
 

@@ -9,7 +9,8 @@ import org.json.JSONException;
 import org.json.JSONObject;
 import org.junit.Assume;
 
-/** Loads the JSON vectors shared with the Python tests; the folder comes from -Dbluelm.vectors. */
+/** Loads the JSON vectors shared with the Python tests; the folder comes from -Dbluelm.vectors;
+ * with -Dbluelm.vectors.strict=true a missing file fails instead of skipping. */
 final class Vectors {
 
     private Vectors() {
@@ -23,7 +24,13 @@ final class Vectors {
     /** The named vector file, or the test is skipped (with the reason) if it is not there. */
     static JSONObject load(String name) throws IOException, JSONException {
         File f = new File(dir(), name);
-        Assume.assumeTrue("vector file " + f + " does not exist yet", f.isFile());
+        if (Boolean.getBoolean("bluelm.vectors.strict")) {
+            if (!f.isFile()) {
+                throw new IOException("vector file " + f + " is missing");
+            }
+        } else {
+            Assume.assumeTrue("vector file " + f + " does not exist yet", f.isFile());
+        }
         return new JSONObject(new String(BundleManifest.readAll(f), "UTF-8"));
     }
 

@@ -1,0 +1,74 @@
+"""`bluelm-edge eval`: greedy exact-match accuracy on held-out synthetic tasks, per thinking budget."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from bluelm_edge.cli.common import JsonOpt, ModelArg, load_for_generation
+from bluelm_edge.errors import UsageError
+
+
+def eval_cmd(
+    model: ModelArg = None,
+    tasks: Annotated[str | None, typer.Option("--tasks", help="Comma-separated tasks (default: all).")] = None,
+    thinking_budget: Annotated[
+        str, typer.Option("--thinking-budget", help="Budgets to compare; 0 = non-thinking, none = unlimited.")
+    ] = "0,8,16,32,64,none",
+    limit: Annotated[int, typer.Option("--limit", help="Held-out examples per task.", min=1, max=1000)] = 50,
+    blank_images: Annotated[
+        bool, typer.Option("--blank-images", help="Replace every image by a blank one (does the model look?).")
+    ] = False,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG of accuracy against budget.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Evaluate a checkpoint or bundle on held-out examples of the synthetic tasks (greedy decoding).
+
+    Example: bluelm-edge eval --thinking-budget 0,8,16,32,64,none --limit 50 --plot accuracy.png
+    """
+    from bluelm_edge.session import ChatSession
+    from bluelm_edge.train import evaluate as ev
+    from bluelm_edge.train.tasks import get_tasks
+
+    budgets = ev.parse_budgets(thinking_budget)
+    names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
+    try:
+        chosen = get_tasks(names)
+    except ValueError as err:
+        raise UsageError(f"--tasks: {err}") from None
+    loaded = load_for_generation(model, None)
+    session = ChatSession(loaded.decoder, loaded.tokenizer, loaded.config)
+    console = Console(stderr=True)
+    with Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True) as bar:
+        job = bar.add_task("eval", total=len(chosen) * len(budgets) * limit)
+        rows = ev.evaluate(session, names, budgets, limit, blank_images, lambda: bar.advance(job))
+    report = ev.to_json(rows, loaded.label, limit, blank_images)
+    if plot is not None:
+        ev.plot(rows, plot, title=f"{Path(loaded.label).name}: accuracy against thinking budget")
+    if json_out:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    _print_table(Console(), rows, budgets, ev.budget_label)
+    Console().print(json.dumps(report["summary"]))
+
+
+def _print_table(console: Console, rows, budgets, label) -> None:
+    table = Table(title="exact match (mean thinking tokens)")
+    table.add_column("task")
+    for b in budgets:
+        table.add_column(f"budget {label(b)}", justify="right")
+    for task in dict.fromkeys(r.task for r in rows):
+        cells = {r.budget: r for r in rows if r.task == task}
+        table.add_row(task, *(f"{cells[b].accuracy:.2f} ({cells[b].thinking_tokens_mean:.0f})" for b in budgets))
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_cmd)

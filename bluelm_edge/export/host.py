@@ -1,0 +1,165 @@
+"""The host runner: a bundle's `.pte` run through the ExecuTorch runtime as a `DecoderProtocol`.
+
+Owns `PteDecoder` (the three contract methods over `executorch.runtime`, metadata read from the
+program's constant methods), `load_bundle_decoder` (verify -> decoder, tokenizer, config), the
+ETDump profile table (devtools Inspector) and `benchmark_host`, which writes the same results
+JSON as the Android app's BenchmarkActivity (docs/contracts.md). Generation itself is the one
+loop in `bluelm_edge.generate`; nothing here samples.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bluelm_edge.export import contract
+from bluelm_edge.export.bundle import BundleError, read_manifest
+from bluelm_edge.model.config import BlueLMConfig
+
+DEBUG_BUFFER_BYTES = 200 * 1024 * 1024  # 10 MB aborts the process on a tiny model (see notes)
+
+
+def _runtime() -> Any:
+    import executorch.kernels.quantized  # noqa: F401  (registers quantized_decomposed::*.out)
+    from executorch.runtime import Runtime
+
+    return Runtime.get()
+
+
+class PteDecoder:
+    """`DecoderProtocol` over a multi-method `.pte`; the KV cache lives in the program's shared buffers."""
+
+    def __init__(self, pte: Path, *, etdump: bool = False) -> None:
+        self.path = Path(pte)
+        self.program = _runtime().load_program(
+            str(self.path), enable_etdump=etdump, debug_buffer_size=DEBUG_BUFFER_BYTES if etdump else 0
+        )
+        self._methods = {name: self.program.load_method(name) for name in contract.METHODS
+                         if name in self.program.method_names}
+        self.max_context = int(self.constant("get_max_context_len"))
+        self.max_prefill = int(self.constant("get_max_prefill"))
+        self.vision_batch = int(self.constant("get_vision_batch"))
+
+    def constant(self, name: str) -> Any:
+        """Value of a metadata constant method (a list for get_eos_ids)."""
+        out = self.program.load_method(name).execute([])
+        return out[0] if len(out) == 1 else list(out)
+
+    def _run(self, name: str, *inputs: torch.Tensor) -> torch.Tensor:
+        return self._methods[name].execute([t.contiguous() for t in inputs])[0]
+
+    def vision_encoder(self, pixels: torch.Tensor) -> torch.Tensor:
+        """pixels [T, 3, S, S] -> [1, T*N, D], run `vision_batch` tiles at a time (last chunk padded)."""
+        outs, b = [], self.vision_batch
+        for lo in range(0, pixels.shape[0], b):
+            chunk = pixels[lo : lo + b]
+            pad = b - chunk.shape[0]
+            if pad:
+                chunk = torch.cat([chunk, chunk.new_zeros(pad, *chunk.shape[1:])])
+            out = self._run(contract.VISION_ENCODER, chunk.float())  # [1, b*N, D]
+            outs.append(out[:, : out.shape[1] * (b - pad) // b])
+        return torch.cat(outs, dim=1)
+
+    def token_embedding(self, ids: torch.Tensor) -> torch.Tensor:
+        return self._run(contract.TOKEN_EMBEDDING, ids.long())
+
+    def text_decoder(self, embeds: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return self._run(contract.TEXT_DECODER, embeds.float(), positions.long())
+
+    def forward(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return self._run(contract.FORWARD, ids.long(), positions.long())
+
+    def reset(self) -> None:
+        """Nothing to clear: the mask hides cache slots after the current position, so a new prompt
+        written from position 0 never reads a previous conversation's keys."""
+
+    def write_etdump(self, etdump_path: Path) -> Path:
+        debug = Path(etdump_path).with_suffix(".debug.bin")
+        self.program.write_etdump_result_to_file(str(etdump_path), str(debug))
+        return debug
+
+
+def bundle_program(bundle_dir: Path) -> tuple[dict[str, Any], Path]:
+    """(manifest, path of model.pte) of a verified, lowered, host-runnable bundle."""
+    manifest = read_manifest(bundle_dir)
+    if not manifest["lowered"]:
+        raise BundleError(f"{bundle_dir}: not lowered yet (no vendor SDK at export); run `bluelm-edge lower "
+                          f"{bundle_dir}` on a machine with the SDK")
+    if manifest["backend"] != "xnnpack":
+        raise BundleError(f"{bundle_dir}: a {manifest['backend']} bundle runs only on its NPU; use "
+                          "`bluelm-edge deploy`, or export --backend xnnpack to run on this host")
+    return manifest, Path(bundle_dir) / manifest["program"]
+
+
+def load_bundle_decoder(bundle_dir: Path, *, etdump: bool = False) -> tuple[PteDecoder, Any, BlueLMConfig]:
+    """(decoder, tokenizer, config) of a bundle, for `ChatSession` / `generate`."""
+    from bluelm_edge.text.tokenizer import Tokenizer
+
+    _, pte = bundle_program(bundle_dir)
+    config = BlueLMConfig.load(Path(bundle_dir) / contract.CONFIG_JSON)
+    tokenizer = Tokenizer.from_file(Path(bundle_dir) / contract.TOKENIZER_JSON)
+    return PteDecoder(pte, etdump=etdump), tokenizer, config
+
+
+# ---- profiling --------------------------------------------------------------------------------
+def operator_table(etdump_path: Path, debug_path: Path | None = None, top: int = 25) -> list[dict[str, Any]]:
+    """Per-operator times from an ETDump: [{name, calls, total_ms, avg_ms}], slowest first."""
+    from executorch.devtools import Inspector
+
+    inspector = Inspector(etdump_path=str(etdump_path), debug_buffer_path=str(debug_path) if debug_path else None)
+    rows: dict[str, dict[str, Any]] = {}
+    for block in inspector.event_blocks:
+        for event in block.events:
+            if event.perf_data is None or event.name in ("Method::execute", "Program::load_method"):
+                continue
+            row = rows.setdefault(event.name, {"name": event.name, "calls": 0, "total_ms": 0.0})
+            raw = list(event.perf_data.raw)
+            row["calls"] += len(raw)
+            row["total_ms"] += float(sum(raw))
+    out = sorted(rows.values(), key=lambda r: -r["total_ms"])[:top]
+    for r in out:
+        r["avg_ms"] = r["total_ms"] / max(r["calls"], 1)
+    return out
+
+
+# ---- benchmark (same results JSON as the app) ---------------------------------------------------
+def benchmark_host(
+    bundle_dir: Path, prompts: Sequence[str], runs: int = 1, thinking_budget: int | None = None,
+    max_new_tokens: int = 128,
+) -> dict[str, Any]:
+    """Run every prompt `runs` times through the bundle; results in docs/contracts.md's format."""
+    manifest = read_manifest(bundle_dir)
+    result: dict[str, Any] = {
+        "schema_version": contract.RESULTS_SCHEMA_VERSION, "status": "ok", "error": None,
+        "bundle_id": manifest["bundle_id"], "backend": manifest["backend"],
+        "thinking_budget": thinking_budget, "runs": [],
+    }
+    for run in range(runs):
+        t0 = time.perf_counter()
+        decoder, tokenizer, config = load_bundle_decoder(bundle_dir)
+        load_ms = (time.perf_counter() - t0) * 1000
+        for i, prompt in enumerate(prompts):
+            result["runs"].append(_one_run(decoder, tokenizer, config, prompt, thinking_budget,
+                                           max_new_tokens) | {"run": run, "prompt_index": i, "load_ms": load_ms})
+    return result
+
+
+def _one_run(decoder, tokenizer, config, prompt: str, budget: int | None, max_new: int) -> dict[str, Any]:
+    from bluelm_edge.generate import Sampling
+    from bluelm_edge.session import ChatSession
+
+    session = ChatSession(decoder, tokenizer, config)
+    t0 = time.perf_counter()
+    reply = session.ask(prompt, think=budget != 0, budget=budget, sampling=Sampling(max_new_tokens=max_new))
+    s = reply.stats
+    return {
+        "ttft_ms": s.ttft_s * 1000, "prefill_tokens": s.prompt_tokens, "prefill_tok_s": s.prefill_tok_s,
+        "decode_tokens": s.generated_tokens, "decode_tok_s": s.decode_tok_s,
+        "thinking_tokens": s.thinking_tokens, "total_ms": (time.perf_counter() - t0) * 1000,
+        "peak_memory_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }

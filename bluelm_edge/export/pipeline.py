@@ -1,0 +1,370 @@
+"""The staged export: checkpoint -> calibrate -> quantize -> export -> lower -> bundle -> check.
+
+Each stage reports through a rich progress display. The expensive result (the `.pte`, or the
+lowering-ready `program.pt2` + `coverage.json` without a vendor SDK, plus the quality numbers) is
+cached in `.<out>.cache/<key>/`, keyed by the sha256 of everything it depends on (weights,
+tokenizer, config, recipe, backend, SoC, context, calibration set, bluelm-edge version); a rerun
+reuses it and `force=True` redoes it. The bundle itself is always written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bluelm_edge import __version__
+from bluelm_edge.errors import BlueLMError, UsageError
+from bluelm_edge.export import bundle, contract, programs
+from bluelm_edge.io import atomic_dir, sha256_file
+
+DEFAULT_RECIPES = {"xnnpack": "xnnpack-8da4w", "qnn": "qnn-16a4w", "mediatek": "mediatek-a16w4"}
+DEFAULT_SOCS = {"qnn": "SM8650", "mediatek": "mt6989"}
+FP32 = "fp32"  # XNNPACK without quantization
+QUALITY_SAMPLES = 8
+
+
+class SdkMissingError(BlueLMError):
+    """The vendor SDK needed to finish lowering is missing; the lowering-ready bundle was written."""
+
+    exit_code = 3
+
+
+@dataclass
+class ExportOptions:
+    model: Path | None = None  # checkpoint folder; None: the shipped tiny stand-in
+    preset: str | None = None  # random weights of a preset instead (seeded)
+    backend: str = "xnnpack"
+    soc: str | None = None
+    recipe: str | None = None  # None: the backend's default; "fp32" for unquantized XNNPACK
+    max_context: int | None = None
+    out: Path = Path("bluelm-bundle")
+    force: bool = False
+    calibration: Path | None = None  # calibration set (default: the shipped one)
+    samples: int | None = 16
+    prefill_chunk: int = contract.DEFAULT_PREFILL_CHUNK
+    vision_batch: int = contract.DEFAULT_VISION_BATCH
+    seed: int = 0
+    benchmark: bool = True
+
+
+@dataclass
+class ExportResult:
+    out: Path
+    manifest: dict[str, Any]
+    cached: bool
+    quality: dict[str, Any] = field(default_factory=dict)
+    host: dict[str, Any] | None = None
+    missing: str | None = None  # what the vendor SDK lacks (lowering-ready bundle only)
+    stage_s: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {"out": str(self.out), "bundle_id": self.manifest["bundle_id"], "lowered": self.manifest["lowered"],
+                "backend": self.manifest["backend"], "soc": self.manifest["soc"], "recipe": self.manifest["recipe"],
+                "files": [{"path": f["path"], "size": f["size"]} for f in self.manifest["files"]],
+                "cached": self.cached, "missing": self.missing, "quality": self.quality, "host": self.host,
+                "stage_s": self.stage_s}
+
+
+# ---- stages and progress -----------------------------------------------------------------------
+class Stages:
+    """A rich progress display, one row per stage, with its wall time."""
+
+    def __init__(self, show: bool) -> None:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                 disable=not show, transient=False)
+        self.times: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        task = self.progress.add_task(name, total=1)
+        t0 = time.perf_counter()
+        yield
+        self.times[name] = round(time.perf_counter() - t0, 2)
+        self.progress.update(task, completed=1, description=f"{name} [green]done")
+
+    def skip(self, name: str, why: str) -> None:
+        self.progress.add_task(f"{name} [dim]({why})", total=1, completed=1)
+
+
+def resolve(opts: ExportOptions) -> ExportOptions:
+    """Fill defaults (recipe, SoC) and check option combinations; one-line UsageErrors."""
+    if opts.backend not in contract.BACKENDS:
+        raise UsageError(f"--backend {opts.backend!r}: choose one of {', '.join(contract.BACKENDS)}")
+    opts.recipe = opts.recipe or DEFAULT_RECIPES[opts.backend]
+    if opts.recipe == FP32 and opts.backend != "xnnpack":
+        raise UsageError(f"--recipe fp32 is XNNPACK only; {opts.backend} needs a quantized recipe")
+    if opts.recipe != FP32:
+        from bluelm_edge.quant.recipes import get_recipe
+
+        backend = get_recipe(opts.recipe).backend
+        if backend != opts.backend:
+            raise UsageError(f"recipe {opts.recipe} is for {backend}, not {opts.backend}; pick a {opts.backend} recipe")
+    if opts.backend == "xnnpack" and opts.soc:
+        raise UsageError("--soc applies to qnn and mediatek; XNNPACK bundles run on any CPU")
+    opts.soc = opts.soc or DEFAULT_SOCS.get(opts.backend)
+    if opts.model is None and opts.preset is None:
+        from bluelm_edge.paths import DEFAULT_MODEL_DIR
+
+        opts.model = DEFAULT_MODEL_DIR
+    return opts
+
+
+def load_source(opts: ExportOptions) -> tuple[Any, Any, Any, Path | None]:
+    """(model, config, tokenizer, tokenizer path) from the checkpoint or the seeded preset."""
+    from bluelm_edge.text.tokenizer import Tokenizer, default_tokenizer
+
+    if opts.preset is not None:
+        from bluelm_edge.model.checkpoint import build_model
+        from bluelm_edge.model.config import preset
+
+        tokenizer = default_tokenizer()
+        config = preset(opts.preset)
+        config.decoder.vocab_size = tokenizer.vocab_size
+        torch.manual_seed(opts.seed)
+        model = build_model(config.validate(), "cpu").eval()
+        model.decoder.init_buffers(torch.float32, None)
+        return model, config, tokenizer, None
+    from bluelm_edge.model.checkpoint import load_checkpoint
+
+    if not (Path(opts.model) / contract.CONFIG_JSON).is_file():
+        raise UsageError(f"{opts.model}: not a checkpoint folder (no config.json); pass --model DIR")
+    model, config = load_checkpoint(Path(opts.model))
+    tok_path = Path(opts.model) / contract.TOKENIZER_JSON
+    return model, config, Tokenizer.from_file(tok_path), tok_path
+
+
+def cache_key(opts: ExportOptions, config: Any) -> str:
+    """sha256 over everything the lowered artifact depends on."""
+    parts: dict[str, Any] = {"version": __version__, "config": config.to_dict(), "backend": opts.backend,
+                             "soc": opts.soc, "recipe": _recipe_dict(opts.recipe), "chunk": opts.prefill_chunk,
+                             "vision_batch": opts.vision_batch, "samples": opts.samples}
+    if opts.preset is not None:
+        parts["preset"] = [opts.preset, opts.seed]
+    else:
+        parts["weights"] = [sha256_file(p) for p in sorted(Path(opts.model).glob("*.safetensors"))]
+        parts["tokenizer"] = sha256_file(Path(opts.model) / contract.TOKENIZER_JSON)
+    if opts.recipe != FP32:
+        parts["calibration"] = _folder_digest(opts.calibration)
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _recipe_dict(name: str) -> Any:
+    if name == FP32:
+        return FP32
+    from bluelm_edge.quant.recipes import get_recipe
+
+    return get_recipe(name).to_dict()
+
+
+def _folder_digest(path: Path | None) -> str:
+    from bluelm_edge.quant.calibration import default_set_dir
+
+    path = Path(path) if path is not None else default_set_dir()
+    files = sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file())
+    return hashlib.sha256("".join(sha256_file(p) for p in files).encode()).hexdigest()
+
+
+def cache_dir(opts: ExportOptions, key: str) -> Path:
+    out = Path(opts.out).resolve()
+    return out.parent / f".{out.name}.cache" / key[:16]
+
+
+# ---- the run ---------------------------------------------------------------------------------------
+def run_export(opts: ExportOptions, show: bool = True) -> ExportResult:
+    """Run every stage (reusing the cached artifact when its key matches) and write the bundle."""
+    opts = resolve(opts)
+    st = Stages(show)
+    with st.progress:
+        with st.stage("load checkpoint"):
+            model, config, tokenizer, _ = load_source(opts)
+            if opts.max_context:
+                programs.set_max_context(model, opts.max_context)
+        key = cache_key(opts, config)
+        cdir = cache_dir(opts, key)
+        cached = (cdir / "done.json").is_file() and not opts.force
+        if cached:
+            st.skip("calibrate, quantize, export, lower", f"reused cache {cdir.name}")
+        else:
+            build_artifacts(opts, model, config, tokenizer, st, cdir)
+        done = json.loads((cdir / "done.json").read_text())
+        with st.stage("write bundle"):
+            manifest = write_from_cache(opts, config, tokenizer, cdir)
+        result = ExportResult(Path(opts.out), manifest, cached, done.get("quality", {}))
+        result.missing = done.get("missing")
+        if manifest["lowered"] and opts.backend == "xnnpack" and opts.benchmark:
+            with st.stage("host benchmark"):
+                result.host = host_decode_speed(Path(opts.out))
+    result.stage_s = st.times
+    return result
+
+
+def build_artifacts(opts: ExportOptions, model: Any, config: Any, tokenizer: Any, st: Stages, cdir: Path) -> None:
+    """Calibrate, quantize, export and lower into the cache folder (atomically)."""
+    chunk = min(opts.prefill_chunk, config.decoder.max_seq_len)
+    modules, calib, reference = None, None, None
+    if opts.recipe != FP32:
+        with st.stage("calibrate"):
+            calib = _calibrate(opts, model, config, tokenizer)
+            reference = fp32_reference(model, calib, chunk)
+        with st.stage(f"quantize ({opts.recipe})"):
+            from bluelm_edge.quant.api import quantize_for_backend
+
+            modules = quantize_for_backend(model, config, opts.recipe, calib, soc=opts.soc, prefill_chunk=chunk,
+                                           vision_batch=opts.vision_batch).modules
+    with st.stage("torch.export"):
+        progs = programs.export_methods(model, chunk, opts.vision_batch, modules=modules)
+    meta = contract.metadata(config, chunk, opts.vision_batch)
+    with atomic_dir(cdir) as tmp:
+        with st.stage(f"lower ({opts.backend})"):
+            missing = lower_into(tmp, opts, progs, meta)
+        quality = {}
+        if reference is not None:
+            with st.stage("quality vs fp32"):
+                quality = measure_quality(tmp, reference, modules, calib, chunk)
+        (tmp / "done.json").write_text(json.dumps({"quality": quality, "missing": missing}, indent=2))
+
+
+def _calibrate(opts: ExportOptions, model: Any, config: Any, tokenizer: Any) -> Any:
+    from bluelm_edge.quant.calibration import load_set
+    from bluelm_edge.quant.capture import calibrate_in_memory
+
+    return calibrate_in_memory(model, tokenizer, config, load_set(opts.calibration, opts.samples))
+
+
+def lower_into(folder: Path, opts: ExportOptions, progs: dict, meta: dict) -> str | None:
+    """Write model.pte (SDK present / XNNPACK) or program.pt2 + coverage.json; return what is missing."""
+    from bluelm_edge.io import atomic_write_bytes, atomic_write_text
+
+    if opts.backend == "xnnpack":
+        from bluelm_edge.export import lower_xnnpack
+
+        atomic_write_bytes(folder / contract.MODEL_PTE, lower_xnnpack.lower(progs, meta))
+        return None
+    from bluelm_edge.export import coverage
+
+    vendor = _vendor(opts.backend)
+    edge = vendor.edge_programs(progs, opts.soc) if opts.backend == "qnn" else vendor.edge_programs(progs)
+    supported = coverage.qnn_supported_ops() if opts.backend == "qnn" else None
+    atomic_write_text(folder / contract.COVERAGE_JSON,
+                      json.dumps(coverage.report(opts.backend, edge, supported), indent=2) + "\n")
+    info = {"backend": opts.backend, "soc": opts.soc, "recipe": opts.recipe}
+    programs.save_programs(folder / contract.PROGRAM_PT2, progs, meta, info)
+    missing = vendor.missing_sdk()
+    if missing is None:
+        atomic_write_bytes(folder / contract.MODEL_PTE, vendor.lower(progs, meta, opts.soc))
+    return missing
+
+
+def _vendor(backend: str) -> Any:
+    if backend == "qnn":
+        from bluelm_edge.export import lower_qnn
+
+        return lower_qnn
+    from bluelm_edge.export import lower_mediatek
+
+    return lower_mediatek
+
+
+# ---- quality: last-position logits against fp32 on calibration prefixes ------------------------
+@torch.no_grad()
+def fp32_reference(model: Any, calib: Any, chunk: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """[(embeds [1, L, D], fp32 logits [V])] for the first QUALITY_SAMPLES samples (L <= chunk)."""
+    out = []
+    for sample in calib.samples[:QUALITY_SAMPLES]:
+        embeds = sample["embeds"][:, :chunk].contiguous()
+        model.reset_cache()
+        out.append((embeds, model.text_decoder(embeds, torch.arange(embeds.shape[1])).reshape(-1)))
+    model.reset_cache()
+    return out
+
+
+@torch.no_grad()
+def measure_quality(folder: Path, reference: list, modules: Any, calib: Any, chunk: int) -> dict[str, Any]:
+    """Top-1 agreement and mean cosine of the quantized program's logits vs fp32."""
+    if (folder / contract.MODEL_PTE).is_file():
+        from bluelm_edge.export.host import PteDecoder
+
+        run, source = PteDecoder(folder / contract.MODEL_PTE).text_decoder, "lowered .pte"
+    else:
+        run, source = modules[contract.TEXT_DECODER], "quantized eager graph"
+    agree, cos = 0, []
+    for embeds, ref in reference:
+        got = run(embeds, torch.arange(embeds.shape[1])).reshape(-1).float()
+        agree += int(got.argmax() == ref.argmax())
+        cos.append(float(torch.nn.functional.cosine_similarity(got, ref.float(), dim=0)))
+    n = len(reference)
+    return {"measured_on": source, "samples": n, "top1_agreement": agree / n if n else None,
+            "mean_cosine": sum(cos) / n if n else None}
+
+
+# ---- bundle ------------------------------------------------------------------------------------
+def write_from_cache(opts: ExportOptions, config: Any, tokenizer: Any, cdir: Path) -> dict[str, Any]:
+    lowered = (cdir / contract.MODEL_PTE).is_file()
+
+    def fill(tmp: Path) -> None:
+        names = [contract.MODEL_PTE] if lowered else [contract.PROGRAM_PT2, contract.COVERAGE_JSON]
+        for name in names:
+            shutil.copyfile(cdir / name, tmp / name)
+        write_text_files(tmp, config, tokenizer)
+
+    args = {"cfg": config, "backend": opts.backend, "soc": opts.soc if opts.backend != "xnnpack" else None,
+            "recipe": opts.recipe, "lowered": lowered, "vision_batch": opts.vision_batch}
+    return bundle.write_bundle(Path(opts.out), fill, args)
+
+
+def write_text_files(folder: Path, config: Any, tokenizer: Any) -> None:
+    tokenizer.save(folder / contract.TOKENIZER_JSON)
+    tokenizer.save_config(folder / contract.TOKENIZER_CONFIG_JSON)
+    config.save(folder / contract.CONFIG_JSON)
+
+
+def host_decode_speed(bundle_dir: Path, prompt: str = "What is 17+25?") -> dict[str, Any]:
+    from bluelm_edge.export.host import benchmark_host
+
+    run = benchmark_host(bundle_dir, [prompt], runs=1, thinking_budget=None, max_new_tokens=64)["runs"][0]
+    return {k: round(run[k], 2) for k in ("ttft_ms", "prefill_tok_s", "decode_tok_s", "decode_tokens")}
+
+
+# ---- `bluelm-edge lower BUNDLE` ---------------------------------------------------------------------
+def lower_bundle(bundle_dir: Path, soc: str | None = None, show: bool = True) -> dict[str, Any]:
+    """Finish a lowering-ready bundle where the vendor SDK exists; the bundle is rewritten atomically."""
+    from bluelm_edge.model.config import BlueLMConfig
+    from bluelm_edge.text.tokenizer import Tokenizer
+
+    bundle_dir = Path(bundle_dir)
+    manifest = bundle.read_manifest(bundle_dir)
+    if manifest["lowered"]:
+        return manifest
+    vendor = _vendor(manifest["backend"])
+    missing = vendor.missing_sdk()
+    if missing:
+        raise SdkMissingError(missing.replace("BUNDLE", str(bundle_dir)))
+    st = Stages(show)
+    with st.progress, st.stage(f"lower ({manifest['backend']})"):
+        progs, info = programs.load_programs(bundle_dir / contract.PROGRAM_PT2)
+        pte = vendor.lower(progs, info["constants"], soc or manifest["soc"])
+    config = BlueLMConfig.load(bundle_dir / contract.CONFIG_JSON)
+    tokenizer = Tokenizer.from_file(bundle_dir / contract.TOKENIZER_JSON)
+
+    def fill(tmp: Path) -> None:
+        (tmp / contract.MODEL_PTE).write_bytes(pte)
+        write_text_files(tmp, config, tokenizer)
+
+    args = {"cfg": config, "backend": manifest["backend"], "soc": soc or manifest["soc"],
+            "recipe": manifest["recipe"], "lowered": True, "vision_batch": manifest["app"]["image"]["vision_batch"]}
+    return bundle.write_bundle(bundle_dir, fill, args)
+
+
+def options_dict(opts: ExportOptions) -> dict[str, Any]:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()}

@@ -1,0 +1,144 @@
+"""`calibrate`: run the fp32 model over a calibration set and save what quantizing needs.
+
+A calibration folder holds the captured inputs of every contract method, so re-quantizing with
+another recipe never re-runs calibration:
+
+    calib/
+      inputs.safetensors   s{i}.ids [1, L] int64 (token_embedding / forward), s{i}.pixels
+                           [T, 3, S, S] (vision_encoder, image samples only), s{i}.embeds [1, L, D]
+                           (text_decoder: token embeddings with the image rows spliced in, fp32)
+      calibration.json     {"complete": true, samples, lengths, model, sha256 of inputs, ...}
+
+The folder is built in a temporary sibling and renamed into place only when everything is
+written (`io.atomic_dir`), and `load_calibration` checks `complete` and the checksum, so an
+interrupted run leaves nothing a later step takes for finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from bluelm_edge.errors import DataError
+from bluelm_edge.io import atomic_dir, sha256_file
+from bluelm_edge.model.config import BlueLMConfig
+from bluelm_edge.quant.calibration import CalibSample
+
+INPUTS, META = "inputs.safetensors", "calibration.json"
+
+
+@dataclass
+class Calibration:
+    """Captured inputs, one dict per sample: ids [1, L], embeds [1, L, D], pixels [T, 3, S, S] or None."""
+
+    samples: list[dict[str, torch.Tensor | None]]
+    meta: dict
+
+    def pixels(self) -> list[torch.Tensor]:
+        return [s["pixels"] for s in self.samples if s["pixels"] is not None]
+
+    def chunks(self, key: str, chunk: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(ids or embeds [1, c, ...], positions [c]) pieces of at most `chunk` tokens, in order."""
+        out = []
+        for s in self.samples:
+            x = s[key]
+            for lo in range(0, x.shape[1], chunk):
+                piece = x[:, lo : lo + chunk]
+                out.append((piece, torch.arange(lo, lo + piece.shape[1], dtype=torch.long)))
+        return out
+
+
+def config_digest(cfg: BlueLMConfig) -> str:
+    return hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def render_calib(sample: CalibSample, tokenizer, cfg: BlueLMConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(ids [1, L] truncated to the context, pixels [T, 3, S, S] or None) of one sample."""
+    return render_with_mask(sample, tokenizer, cfg)[:2]
+
+
+def render_with_mask(sample: CalibSample, tokenizer, cfg: BlueLMConfig) -> tuple:
+    """(ids [1, L], pixels or None, loss mask [L] float) of one sample, truncated to the context."""
+    from bluelm_edge.imaging import preprocess
+    from bluelm_edge.text.chat import render
+
+    tiles = [preprocess(img, cfg) for m in sample.messages for img in m.images]
+    r = render(sample.messages, tokenizer, think=sample.think, add_generation_prompt=sample.generation_prompt,
+               image_tokens=[t.n_tokens for t in tiles])
+    ids = torch.tensor([r.ids], dtype=torch.long)
+    pixels = torch.cat([t.pixels for t in tiles]) if tiles else None
+    if ids.shape[1] > cfg.decoder.max_seq_len:
+        if pixels is not None and int((ids[0, cfg.decoder.max_seq_len :] == cfg.tokens.image).sum()):
+            raise DataError(f"a calibration sample is longer than the context ({cfg.decoder.max_seq_len}) "
+                            "and its image would be cut; shorten it")
+        ids = ids[:, : cfg.decoder.max_seq_len]
+    return ids, pixels, torch.tensor(r.loss_mask[: ids.shape[1]], dtype=torch.float32)
+
+
+@torch.no_grad()
+def capture_sample(model, ids: torch.Tensor, pixels: torch.Tensor | None) -> dict[str, torch.Tensor | None]:
+    embeds = model.image_embeds(ids, pixels, None) if pixels is not None else model.token_embedding(ids)
+    return {"ids": ids, "pixels": pixels, "embeds": embeds.float().contiguous()}
+
+
+def run_calibration(
+    model,
+    tokenizer,
+    cfg: BlueLMConfig,
+    samples: list[CalibSample],
+    out: Path,
+    *,
+    source: str = "default",
+    on_sample: Callable[[int], None] | None = None,
+) -> Path:
+    """Capture every sample's inputs and write the calibration folder `out` atomically."""
+    from safetensors.torch import save_file
+
+    if not samples:
+        raise DataError(f"calibration set {source} is empty; give at least one sample")
+    tensors, lengths = {}, []
+    with atomic_dir(Path(out)) as tmp:
+        for i, sample in enumerate(samples):
+            captured = capture_sample(model, *render_calib(sample, tokenizer, cfg))
+            tensors.update({f"s{i}.{k}": v for k, v in captured.items() if v is not None})
+            lengths.append(int(captured["ids"].shape[1]))
+            if on_sample:
+                on_sample(i)
+        save_file(tensors, str(tmp / INPUTS))
+        meta = {"complete": True, "schema_version": 1, "samples": len(samples), "lengths": lengths,
+                "images": sum(1 for i in range(len(samples)) if f"s{i}.pixels" in tensors),
+                "thinking": sum(s.think for s in samples), "source": source, "model": cfg.name,
+                "config_digest": config_digest(cfg), "inputs_sha256": sha256_file(tmp / INPUTS)}
+        (tmp / META).write_text(json.dumps(meta, indent=2) + "\n")
+    return Path(out)
+
+
+def load_calibration(folder: Path, cfg: BlueLMConfig | None = None) -> Calibration:
+    """Read a finished calibration folder; a missing, partial or mismatched one is a one-line error."""
+    folder = Path(folder)
+    meta_path = folder / META
+    if not meta_path.is_file():
+        raise DataError(f"{folder}: not a finished calibration (no {META}); run: bluelm-edge calibrate --out {folder}")
+    meta = json.loads(meta_path.read_text())
+    inputs = folder / INPUTS
+    if not meta.get("complete") or not inputs.is_file() or sha256_file(inputs) != meta.get("inputs_sha256"):
+        raise DataError(f"{folder}: calibration is incomplete or corrupt; rerun bluelm-edge calibrate --out {folder}")
+    if cfg is not None and meta.get("config_digest") != config_digest(cfg):
+        raise DataError(f"{folder}: calibrated for another model config ({meta.get('model')}); rerun calibrate")
+    from safetensors.torch import load_file
+
+    t = load_file(str(inputs))
+    samples = [{"ids": t[f"s{i}.ids"], "embeds": t[f"s{i}.embeds"], "pixels": t.get(f"s{i}.pixels")}
+               for i in range(meta["samples"])]
+    return Calibration(samples, meta)
+
+
+def calibrate_in_memory(model, tokenizer, cfg: BlueLMConfig, samples: list[CalibSample]) -> Calibration:
+    """The same captures without a folder (tests, and quantize without --calibration)."""
+    caps = [capture_sample(model, *render_calib(s, tokenizer, cfg)) for s in samples]
+    return Calibration(caps, {"samples": len(caps), "source": "in-memory"})

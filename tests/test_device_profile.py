@@ -1,0 +1,146 @@
+"""`bluelm-edge profile` with the real adb against simulated phones: the report's numbers (from the
+app's results JSON and from battery/memory samples), plots, several phones, and an app crash.
+
+The simulated app runs `scripted_runner_double`, a TEST DOUBLE for the app's ExecuTorch engine: it
+sleeps for each run's stated duration and returns fixed numbers, so the report can be checked
+exactly. Energy and temperature come from the simulated battery, sampled over adb while it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from adbsim.harness import AdbServer, adb_available, cli, make_bundle
+from adbsim.phone import APP_FILES, APP_PACKAGE, Faults
+
+from bluelm_edge.device.errors import AppError
+
+pytestmark = [pytest.mark.device, pytest.mark.skipif(not adb_available(), reason="needs the adb binary")]
+DECODE = [20.0, 24.0, 22.0]
+
+
+def scripted_runner_double(calls: list):
+    """Test double of the app's engine: fixed numbers, real elapsed time (0.5 s a run)."""
+
+    def run(bundle_dir, prompts, runs, budget):
+        calls.append((bundle_dir.name, list(prompts), runs, budget))
+        out = []
+        for i in range(runs):
+            time.sleep(0.5)
+            out.append({"run": i, "prompt_index": i % len(prompts), "load_ms": 800.0 + i, "ttft_ms": 95.0 + i,
+                        "prefill_tokens": 42, "prefill_tok_s": 440.0 + i, "decode_tokens": 100,
+                        "decode_tok_s": DECODE[i % 3], "thinking_tokens": 64, "total_ms": 500.0,
+                        "peak_memory_kb": 2_250_000 + 1024 * i})
+        return {"runs": out}
+
+    return run
+
+
+@pytest.fixture
+def server(tmp_path):
+    s = AdbServer(tmp_path / "phones")
+    yield s
+    s.close()
+
+
+def _deploy(server, tmp_path, phone, name="b"):
+    bundle = tmp_path / name
+    if not bundle.exists():
+        make_bundle(bundle, sizes=(200_000, 20_000))
+    apk = tmp_path / "fake-demo.apk"  # test stand-in: the sim installs by package name
+    apk.write_bytes(b"PK test stand-in " + APP_PACKAGE.encode())
+    assert cli(server, "deploy", str(bundle), "--apk", str(apk), "-s", phone.serial).exit_code == 0
+    return bundle
+
+
+def test_profile_reports_every_field_from_results_and_samples(server, tmp_path):
+    calls = []
+    phone = server.phone("sm8650", runner=scripted_runner_double(calls))
+    bundle = _deploy(server, tmp_path, phone)
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text(json.dumps(["What is 2+2?", "Name a colour."]))
+    res = cli(server, "profile", str(bundle), "--runs", "3", "--prompts", str(prompts), "--thinking-budget", "64",
+              "--interval", "0.1", "--json", "--plot", str(tmp_path / "plots"))
+    assert res.exit_code == 0, res.output
+    [rep] = json.loads(res.stdout)
+    assert calls == [(rep["bundle_id"], ["What is 2+2?", "Name a colour."], 3, 64)]
+    assert (rep["device"]["soc"], rep["backend"], rep["thinking_budget"]) == ("SM8650", "xnnpack", 64)
+    s = rep["summary"]
+    assert s["decode_tok_s"] == {"median": 22.0, "min": 20.0, "max": 24.0}
+    assert s["load_ms"] == {"median": 801.0, "min": 800.0, "max": 802.0}
+    assert s["ttft_ms"]["median"] == 96.0 and s["prefill_tok_s"]["median"] == 441.0
+    assert s["peak_memory_mb"] == {"median": 2_251_024 / 1024, "min": 2_250_000 / 1024, "max": 2_252_048 / 1024}
+    sess = rep["session"]
+    assert sess["sampled_peak_memory_mb"] == phone.profile.app_rss_kb / 1024  # VmHWM read over adb
+    assert sess["decode_tokens"] == 300 and sess["samples"] >= 10
+    w = sess["window"]
+    truth = phone.energy_j(w["start"], w["end"])  # the simulated battery's exact ledger
+    assert sess["energy_j"] == pytest.approx(truth, rel=0.1)
+    assert sess["j_per_token"] == pytest.approx(truth / 300, rel=0.1)
+    busy = phone.busy_seconds(w["end"]) - phone.busy_seconds(w["start"])
+    assert sess["temp_rise_c"] == pytest.approx(0.6 * busy, abs=0.25)
+    per_run_j = [r["j_per_token"] for r in rep["runs"]]  # 0.5 s at 1.4 A x 3.88 V / 100 tokens
+    assert s["j_per_token"]["median"] == pytest.approx(0.5 * 1.4 * 3.88 / 100, rel=0.25)
+    assert all(j is not None for j in per_run_j)
+    assert s["temp_rise_c"]["median"] == pytest.approx(0.3, abs=0.2)
+    pngs = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert pngs == ["decode_tok_s.png", "timeline-0.png"]
+    assert (tmp_path / "plots" / "timeline-0.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert phone.path(f"{APP_FILES}/bench").is_dir()
+
+
+def test_two_phones_in_one_table(server, tmp_path):
+    calls = []
+    phones = [server.phone(p, runner=scripted_runner_double(calls)) for p in ("sm8650", "mt6989")]
+    for ph in phones:
+        bundle = _deploy(server, tmp_path, ph)
+    res = cli(server, "profile", str(bundle), "--all", "--runs", "1", "--interval", "0.2")
+    assert res.exit_code == 0, res.output
+    assert "SM-S928B (SM8650)" in res.stdout and "V2324A (mt6989)" in res.stdout
+    assert res.stdout.count("median") == 2 and len(calls) == 2
+
+
+def test_app_crash_gives_logcat_tail(server, tmp_path):
+    phone = server.phone("mt6989", faults=Faults(app_crash=True))
+    bundle = _deploy(server, tmp_path, phone)
+    res = cli(server, "profile", str(bundle), "--interval", "0.1")
+    assert isinstance(res.exception, AppError), res.output
+    msg = str(res.exception)
+    assert "\n" not in msg and "died" in msg and "OutOfMemoryError" in msg and "FATAL EXCEPTION" in msg
+    assert list(phone.path(f"{APP_FILES}/bench").glob("bench-*.json")) == []
+
+
+def test_profile_needs_the_app_and_the_bundle(server, tmp_path):
+    phone = server.phone("sm8650")
+    bundle = make_bundle(tmp_path / "b", sizes=(1000, 100))
+    res = cli(server, "profile", str(bundle))
+    assert isinstance(res.exception, AppError) and "--apk" in str(res.exception)
+    phone.packages.add(APP_PACKAGE)
+    res = cli(server, "profile", str(bundle))
+    assert isinstance(res.exception, AppError) and "is not on" in str(res.exception)
+
+
+@pytest.mark.slow
+def test_phone_decode_speed_equals_host_on_the_same_pte(server, tmp_path):
+    """The simulated app runs the pushed .pte with the real ExecuTorch host runner (its default
+    engine); `profile` over adb and `profile --host` must agree on decode tok/s within noise."""
+    pytest.importorskip("bluelm_edge.export.host")
+    from bluelm_edge.export.pipeline import ExportOptions, run_export
+
+    bundle = tmp_path / "tiny-bundle"
+    run_export(ExportOptions(preset="tiny", recipe="fp32", max_context=128, out=bundle, benchmark=False), show=False)
+    phone = server.phone("sm8650")  # runner=None: the app's real engine, benchmark_host
+    _deploy(server, tmp_path, phone, name="tiny-bundle")
+    prompts = tmp_path / "p.json"
+    prompts.write_text(json.dumps(["What is 17+25?"]))
+    args = [str(bundle), "--runs", "3", "--prompts", str(prompts), "--thinking-budget", "0", "--json"]
+    on_phone = cli(server, "profile", *args, "--interval", "0.5")
+    assert on_phone.exit_code == 0, on_phone.output
+    on_host = cli(server, "profile", *args, "--host")
+    assert on_host.exit_code == 0, on_host.output
+    [p], [h] = json.loads(on_phone.stdout), json.loads(on_host.stdout)
+    assert [r["decode_tokens"] for r in p["runs"]] == [r["decode_tokens"] for r in h["runs"]]  # same greedy output
+    assert p["summary"]["decode_tok_s"]["median"] == pytest.approx(h["summary"]["decode_tok_s"]["median"], rel=0.3)
+    assert p["session"]["j_per_token"] > 0 and h["session"]["j_per_token"] is None
