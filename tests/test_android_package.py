@@ -19,7 +19,7 @@ from bluelm_edge.cli.main import app
 
 pytestmark = [pytest.mark.java,
               pytest.mark.skipif(not android_build_capabilities()["offline"]["available"],
-                                 reason="offline APK build tools missing (.ci/install-android.sh)")]
+                                 reason="offline APK build tools missing (scripts/install.sh)")]
 
 
 def make_bundle(root: Path) -> Path:
@@ -41,9 +41,10 @@ def make_bundle(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("apk")
-    os.environ["XDG_CACHE_HOME"] = str(root / "cache")  # debug key goes here, not in ~
     bundle = make_bundle(root)
-    result = package_apk(bundle, root / "app.apk", embed_bundle=True, offline=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(root / "cache"))  # the debug key goes here, not in ~
+        result = package_apk(bundle, root / "app.apk", embed_bundle=True, offline=True)
     return bundle, Path(result.apk), result
 
 
@@ -103,6 +104,7 @@ def test_dex_holds_the_app_and_core(built):
     assert b"Stub!" not in dex  # ... no stub body was dexed
 
 
+@pytest.mark.slow
 def test_cli_release_keystore_and_aar(tmp_path, monkeypatch):
     ks, password = tmp_path / "release.jks", "s3cret-pass-42"
     subprocess.run(["keytool", "-genkeypair", "-keystore", str(ks), "-storetype", "PKCS12", "-alias", "rel",

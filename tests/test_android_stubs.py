@@ -10,7 +10,7 @@ import pytest
 from bluelm_edge.android.stubs import check_stubs, load_api_list, normalise_member, parse_javap
 
 pytestmark = [pytest.mark.java,
-              pytest.mark.skipif(shutil.which("javap") is None, reason="needs a JDK (.ci/install-android.sh)")]
+              pytest.mark.skipif(shutil.which("javap") is None, reason="needs a JDK (scripts/install.sh)")]
 
 DEMO = Path(__file__).resolve().parents[1] / "android_demo"
 API_LIST = DEMO / "stubs" / "api-list.txt"

@@ -20,7 +20,7 @@ from bluelm_edge.android.toolchain import JUNIT_JARS, ORG_JSON_JAR
 pytestmark = [
     pytest.mark.java,
     pytest.mark.skipif(shutil.which("javac") is None or not all(p.is_file() for p in (*JUNIT_JARS, ORG_JSON_JAR)),
-                       reason="needs a JDK, junit4 and libandroid-json-org-java (.ci/install-android.sh)"),
+                       reason="needs a JDK, junit4 and libandroid-json-org-java (scripts/install.sh)"),
 ]
 
 ROOT = Path(__file__).resolve().parents[1]

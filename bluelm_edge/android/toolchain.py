@@ -1,6 +1,6 @@
 """Which Android build tools this machine has: the Gradle build (Android SDK) or the offline one.
 
-The offline build uses Debian's packages (see .ci/install-android.sh): a JDK, aapt2 with the
+The offline build uses Debian's packages (see scripts/install.sh): a JDK, aapt2 with the
 API 29 framework resources, dx from the Android Gradle plugin's builder jar, zipalign, apksigner.
 """
 

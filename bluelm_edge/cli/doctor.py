@@ -97,10 +97,19 @@ def doctor(json_out: bool = typer.Option(False, "--json", help="Print machine-re
     for tool, path in report["tools"].items():
         table.add_row(tool, path or "[yellow]not found[/yellow]")
     for build, info in report["android_builds"].items():
-        table.add_row(f"APK build: {build}", str(info))
+        table.add_row(f"APK build: {build}", _describe_build(info))
     devices = report["devices"]
     table.add_row("devices", ", ".join(devices) if isinstance(devices, list) and devices else str(devices or "none"))
     console.print(table)
+
+
+def _describe_build(info: object) -> str:
+    if not isinstance(info, dict):
+        return str(info)
+    if info.get("available"):
+        note = "" if info.get("runs_models", True) else " (no ExecuTorch native libraries: UI only)"
+        return "[green]can build[/green]" + note
+    return "[yellow]cannot build[/yellow]: missing " + ", ".join(info.get("missing", []))
 
 
 def register(app: typer.Typer) -> None:

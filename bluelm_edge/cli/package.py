@@ -12,12 +12,14 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 console = Console()
 
-EXAMPLE = """Build and sign the demo app.
-
-With ANDROID_HOME set it runs Gradle (release, signed); otherwise it builds offline with Debian's tools: that APK installs and shows its UI but has no ExecuTorch native libraries (pass --executorch-aar PATH to put them in). The keystore password comes only from BLUELM_KEYSTORE_PASSWORD or a prompt.
-
-Example: bluelm-edge package ./bluelm-bundle --out app.apk --embed-bundle
-"""
+EXAMPLE = (
+    "Build and sign the demo app.\n\n"
+    "With ANDROID_HOME set it runs Gradle (release, signed); otherwise it builds offline with Debian's "
+    "tools: that APK installs and shows its UI but has no ExecuTorch native libraries (pass "
+    "--executorch-aar PATH to put them in). The keystore password comes only from "
+    "BLUELM_KEYSTORE_PASSWORD or a prompt.\n\n"
+    "Example: bluelm-edge package ./bluelm-bundle --out app.apk --embed-bundle"
+)
 
 
 def package(

@@ -22,6 +22,7 @@ FORWARD = "forward"  # ids [1, L], positions [L] -> logits [1, V] (TextLLMRunner
 METHODS = (VISION_ENCODER, TOKEN_EMBEDDING, TEXT_DECODER, FORWARD)
 
 DEFAULT_PREFILL_CHUNK = 128  # tokens per text_decoder call (dynamic L in 1..chunk)
+NPU_PREFILL_CHUNK = 1  # QNN / NeuroPilot graphs are static: one-token methods (no dynamic shapes)
 DEFAULT_VISION_BATCH = 1  # tiles per vision_encoder call (fixed; more tiles run in chunks)
 
 # ---- bundle ---------------------------------------------------------------------------------
@@ -56,7 +57,7 @@ def metadata(cfg: BlueLMConfig, prefill_chunk: int, vision_batch: int) -> dict[s
         "get_bos_id": t.bos,
         "get_eos_ids": [t.eos],
         "use_kv_cache": True,
-        "enable_dynamic_shape": True,
+        "enable_dynamic_shape": prefill_chunk > 1,  # False: runners prefill one token a call
         "get_think_start_id": t.think_start,
         "get_think_end_id": t.think_end,
         "get_image_token_id": t.image,

@@ -30,6 +30,7 @@ DEFAULT_RECIPES = {"xnnpack": "xnnpack-8da4w", "qnn": "qnn-16a4w", "mediatek": "
 DEFAULT_SOCS = {"qnn": "SM8650", "mediatek": "mt6989"}
 FP32 = "fp32"  # XNNPACK without quantization
 QUALITY_SAMPLES = 8
+QUALITY_TOKENS = 48  # prompt prefix compared at its last position
 
 
 class SdkMissingError(BlueLMError):
@@ -138,7 +139,7 @@ def load_source(opts: ExportOptions) -> tuple[Any, Any, Any, Path | None]:
     from bluelm_edge.model.checkpoint import load_checkpoint
 
     if not (Path(opts.model) / contract.CONFIG_JSON).is_file():
-        raise UsageError(f"{opts.model}: not a checkpoint folder (no config.json); pass --model DIR")
+        raise UsageError(f"{opts.model}: not a checkpoint folder (no config.json); pass --model DIR or --preset tiny")
     model, config = load_checkpoint(Path(opts.model))
     tok_path = Path(opts.model) / contract.TOKENIZER_JSON
     return model, config, Tokenizer.from_file(tok_path), tok_path
@@ -209,9 +210,16 @@ def run_export(opts: ExportOptions, show: bool = True) -> ExportResult:
     return result
 
 
+def prefill_chunk(opts: ExportOptions, config: Any) -> int:
+    """XNNPACK: dynamic chunks up to opts.prefill_chunk; NPU backends need static one-token graphs."""
+    if opts.backend != "xnnpack":
+        return contract.NPU_PREFILL_CHUNK
+    return min(opts.prefill_chunk, config.decoder.max_seq_len)
+
+
 def build_artifacts(opts: ExportOptions, model: Any, config: Any, tokenizer: Any, st: Stages, cdir: Path) -> None:
     """Calibrate, quantize, export and lower into the cache folder (atomically)."""
-    chunk = min(opts.prefill_chunk, config.decoder.max_seq_len)
+    chunk = prefill_chunk(opts, config)
     modules, calib, reference = None, None, None
     if opts.recipe != FP32:
         with st.stage("calibrate"):
@@ -231,7 +239,7 @@ def build_artifacts(opts: ExportOptions, model: Any, config: Any, tokenizer: Any
         quality = {}
         if reference is not None:
             with st.stage("quality vs fp32"):
-                quality = measure_quality(tmp, reference, modules, calib, chunk)
+                quality = measure_quality(tmp, reference, modules, chunk)
         (tmp / "done.json").write_text(json.dumps({"quality": quality, "missing": missing}, indent=2))
 
 
@@ -278,20 +286,29 @@ def _vendor(backend: str) -> Any:
 
 # ---- quality: last-position logits against fp32 on calibration prefixes ------------------------
 @torch.no_grad()
+def _last_logits(run: Any, embeds: torch.Tensor, chunk: int) -> torch.Tensor:
+    """Feed embeds [1, L, D] at positions 0.. in chunks; the last position's logits [V]."""
+    for lo in range(0, embeds.shape[1], chunk):
+        piece = embeds[:, lo : lo + chunk].contiguous()
+        logits = run(piece, torch.arange(lo, lo + piece.shape[1]))
+    return logits.reshape(-1).float()
+
+
+@torch.no_grad()
 def fp32_reference(model: Any, calib: Any, chunk: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """[(embeds [1, L, D], fp32 logits [V])] for the first QUALITY_SAMPLES samples (L <= chunk)."""
+    """[(embeds [1, L, D], fp32 logits [V])] for the first QUALITY_SAMPLES samples (L <= QUALITY_TOKENS)."""
     out = []
     for sample in calib.samples[:QUALITY_SAMPLES]:
-        embeds = sample["embeds"][:, :chunk].contiguous()
+        embeds = sample["embeds"][:, :QUALITY_TOKENS]
         model.reset_cache()
-        out.append((embeds, model.text_decoder(embeds, torch.arange(embeds.shape[1])).reshape(-1)))
+        out.append((embeds, _last_logits(model.text_decoder, embeds, chunk)))
     model.reset_cache()
     return out
 
 
 @torch.no_grad()
-def measure_quality(folder: Path, reference: list, modules: Any, calib: Any, chunk: int) -> dict[str, Any]:
-    """Top-1 agreement and mean cosine of the quantized program's logits vs fp32."""
+def measure_quality(folder: Path, reference: list, modules: Any, chunk: int) -> dict[str, Any]:
+    """Top-1 agreement and mean cosine of the quantized program's last logits vs fp32."""
     if (folder / contract.MODEL_PTE).is_file():
         from bluelm_edge.export.host import PteDecoder
 
@@ -300,12 +317,12 @@ def measure_quality(folder: Path, reference: list, modules: Any, calib: Any, chu
         run, source = modules[contract.TEXT_DECODER], "quantized eager graph"
     agree, cos = 0, []
     for embeds, ref in reference:
-        got = run(embeds, torch.arange(embeds.shape[1])).reshape(-1).float()
+        got = _last_logits(run, embeds, chunk)
         agree += int(got.argmax() == ref.argmax())
-        cos.append(float(torch.nn.functional.cosine_similarity(got, ref.float(), dim=0)))
+        cos.append(float(torch.nn.functional.cosine_similarity(got, ref, dim=0)))
     n = len(reference)
-    return {"measured_on": source, "samples": n, "top1_agreement": agree / n if n else None,
-            "mean_cosine": sum(cos) / n if n else None}
+    return {"measured_on": source, "samples": n, "prefix_tokens": QUALITY_TOKENS,
+            "top1_agreement": agree / n if n else None, "mean_cosine": sum(cos) / n if n else None}
 
 
 # ---- bundle ------------------------------------------------------------------------------------

@@ -68,20 +68,24 @@ def set_max_context(model: BlueLM, max_context: int) -> None:
 
 
 def example_inputs(model: BlueLM, prefill_chunk: int, vision_batch: int) -> dict[str, tuple]:
-    """Example inputs per method (the dynamic L is traced at 2 so it stays symbolic)."""
+    """Example inputs per method (a dynamic L is traced at 2 so it stays symbolic; static chunk 1 at 1)."""
     cfg = model.cfg
     s, d = cfg.vision.image_size, cfg.decoder.dim
-    ids = torch.tensor([[cfg.tokens.bos, cfg.tokens.human]], dtype=torch.long)
-    pos = torch.arange(2, dtype=torch.long)
+    n = 2 if prefill_chunk > 1 else 1
+    ids = torch.tensor([[cfg.tokens.bos, cfg.tokens.human][:n]], dtype=torch.long)
+    pos = torch.arange(n, dtype=torch.long)
     return {
         contract.VISION_ENCODER: (torch.zeros(vision_batch, 3, s, s),),
         contract.TOKEN_EMBEDDING: (ids,),
-        contract.TEXT_DECODER: (torch.zeros(1, 2, d), pos),
+        contract.TEXT_DECODER: (torch.zeros(1, n, d), pos),
         contract.FORWARD: (ids, pos),
     }
 
 
 def dynamic_shapes(prefill_chunk: int) -> dict[str, object]:
+    """The runner convention's dynamic L (1..chunk); chunk 1 means static one-token methods (NPUs)."""
+    if prefill_chunk <= 1:
+        return dict.fromkeys(contract.METHODS)
     seq = Dim("seq", min=1, max=prefill_chunk)
     return {
         contract.VISION_ENCODER: None,

@@ -251,6 +251,11 @@ def _tf_exact(run: Run, batch: data.Batch) -> float:
     return float((~wrong.any(1)).float().mean())
 
 
+def _eval_due(run: Run) -> bool:
+    every = run.cfg.eval_every
+    return bool(every) and run.step % every == 0 and run.rank == 0 and run.chats is None
+
+
 # ---- checkpoints ------------------------------------------------------------------------------------
 def save(run: Run, with_state: bool = True) -> None:
     if run.rank != 0:
@@ -285,16 +290,17 @@ def train(run: Run, *, stop_after: int | None = None, on_step: Callback | None =
             loss, tokens = train_step(run, run.step)
             run.step += 1
             run.history.append({"step": run.step, "loss": round(loss, 5)})
-            if on_step:
-                on_step(run, loss, tokens, time.perf_counter() - t0)
-            if cfg.eval_every and run.step % cfg.eval_every == 0 and run.step < cfg.steps and run.rank == 0:
+            seconds = time.perf_counter() - t0
+            if _eval_due(run) and run.step < cfg.steps:
                 run.history[-1]["eval"] = heldout_eval(run)
+            if on_step:
+                on_step(run, loss, tokens, seconds)
             if cfg.save_every and run.step % cfg.save_every == 0 and run.step < last:
                 save(run)
     except KeyboardInterrupt:
         save(run)
         raise
-    if run.step >= cfg.steps and run.rank == 0 and cfg.eval_size:
+    if run.step >= cfg.steps and cfg.eval_every and run.rank == 0 and run.chats is None:
         run.history[-1]["eval"] = heldout_eval(run)
     save(run, with_state=run.step < cfg.steps)
     return run
