@@ -154,3 +154,32 @@ def test_executorch_multimodal_runner_matches_host(fp32_export, pte):
     gen_cfg = GenerationConfig(echo=False, max_new_tokens=N_NEW, temperature=0.0, num_bos=0)
     pieces = _runner_pieces(lambda cb: runner.generate(inputs, gen_cfg, token_callback=cb))
     assert "".join(pieces) == tokenizer.decode(ours)
+
+
+def test_benchmark_host_results_format(fp32_export):
+    from bluelm_edge.export.host import benchmark_host
+
+    out = benchmark_host(fp32_export[0].out, ["What is 2+3?", "What is 4+4?"], runs=2, thinking_budget=0,
+                         max_new_tokens=8)
+    assert (out["schema_version"], out["status"], out["error"], out["backend"]) == (1, "ok", None, "xnnpack")
+    assert out["bundle_id"] == fp32_export[0].manifest["bundle_id"] and out["thinking_budget"] == 0
+    assert [(r["run"], r["prompt_index"]) for r in out["runs"]] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    keys = {"run", "prompt_index", "load_ms", "ttft_ms", "prefill_tokens", "prefill_tok_s", "decode_tokens",
+            "decode_tok_s", "thinking_tokens", "total_ms", "peak_memory_kb"}
+    for r in out["runs"]:
+        assert set(r) == keys and r["thinking_tokens"] == 0 and 1 <= r["decode_tokens"] <= 8
+        assert r["prefill_tokens"] > 5 and r["decode_tok_s"] >= 0 and r["peak_memory_kb"] > 0
+
+
+def test_cli_run_json_and_profile(fp32_export, tmp_path):
+    from typer.testing import CliRunner
+
+    from bluelm_edge.cli.main import app
+
+    etdump = tmp_path / "run.etdump"
+    res = CliRunner().invoke(app, ["run", str(fp32_export[0].out), "--prompt", "What is 2+3?", "--no-think",
+                                   "--max-new-tokens", "6", "--profile", "--etdump", str(etdump), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout[res.stdout.index("{\n"):])
+    assert 1 <= len(data["tokens"]) <= 6 and etdump.is_file()
+    assert data["profile"] and all(r["calls"] > 0 and r["total_ms"] >= 0 for r in data["profile"])

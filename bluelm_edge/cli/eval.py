@@ -26,12 +26,18 @@ def eval_cmd(
         bool, typer.Option("--blank-images", help="Replace every image by a blank one (does the model look?).")
     ] = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG of accuracy against budget.")] = None,
+    compare: Annotated[str | None, typer.Option(
+        "--compare", help="Quantization report: recipes vs fp32, e.g. xnnpack-8da4w,qnn-16a4w.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Evaluate a checkpoint or bundle on held-out examples of the synthetic tasks (greedy decoding).
 
     Example: bluelm-edge eval --thinking-budget 0,8,16,32,64,none --limit 50 --plot accuracy.png
+
+    Example: bluelm-edge eval --compare xnnpack-8da4w,qnn-16a4w,mediatek-a16w4 --limit 48 --json
     """
+    if compare:
+        return _compare(model, compare, limit, json_out)
     from bluelm_edge.session import ChatSession
     from bluelm_edge.train import evaluate as ev
     from bluelm_edge.train.tasks import get_tasks
@@ -68,6 +74,19 @@ def _print_table(console: Console, rows, budgets, label) -> None:
         cells = {r.budget: r for r in rows if r.task == task}
         table.add_row(task, *(f"{cells[b].accuracy:.2f} ({cells[b].thinking_tokens_mean:.0f})" for b in budgets))
     console.print(table)
+
+
+def _compare(model: Path | None, recipes: str, limit: int, json_out: bool) -> None:
+    from bluelm_edge.cli.common import resolve_model_dir
+    from bluelm_edge.quant.report import compare_recipes, print_report
+
+    names = [r.strip() for r in recipes.split(",") if r.strip()]
+    with Console(stderr=True).status(f"quantizing and evaluating {', '.join(names)}"):
+        report = compare_recipes(resolve_model_dir(model), names, heldout=limit, accuracy_examples=limit)
+    if json_out:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        print_report(report, Console())
 
 
 def register(app: typer.Typer) -> None:

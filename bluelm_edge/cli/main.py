@@ -24,8 +24,13 @@ COMMAND_MODULES = [
     "bluelm_edge.cli.bundle",
     "bluelm_edge.cli.run",
     "bluelm_edge.cli.package",
+    "bluelm_edge.cli.devices",
+    "bluelm_edge.cli.deploy",
+    "bluelm_edge.cli.profile",
     "bluelm_edge.cli.train",
     "bluelm_edge.cli.eval",
+    "bluelm_edge.cli.calibrate",
+    "bluelm_edge.cli.quantize",
 ]
 
 app = typer.Typer(

@@ -27,7 +27,7 @@ def profile(
     serial: SerialOpt = None,
     all_devices: AllOpt = False,
     prompts: Annotated[Path | None, typer.Option("--prompts", help="JSON list of strings, or one a line.")] = None,
-    runs: Annotated[int, typer.Option("--runs", min=1, help="Runs per bundle (prompts are cycled).")] = 3,
+    runs: Annotated[int, typer.Option("--runs", min=1, help="Benchmark runs (the app's --ei runs N).")] = 3,
     thinking_budget: Annotated[str, typer.Option("--thinking-budget", help="none | 0 | N thinking tokens.")] = "none",
     host: Annotated[bool, typer.Option("--host", help="Run the .pte on this machine instead of a phone.")] = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write PNG plots into this folder.")] = None,

@@ -86,6 +86,8 @@ def train(
 
         def on_step(r, loss: float, tokens: int, seconds: float) -> None:
             bar.update(job, completed=r.step, loss=loss, tps=tokens * r.world / max(seconds, 1e-9))
+            if not bar.console.is_terminal and r.step % 50 == 0:  # a log file: no live bar
+                bar.console.print(f"step {r.step}/{steps} loss {loss:.4f} {tokens * r.world / seconds:.0f} tok/s")
             ev = r.history[-1].get("eval")
             if ev:
                 bar.console.print(f"step {r.step}: " + _eval_line(ev))

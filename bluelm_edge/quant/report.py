@@ -201,34 +201,36 @@ def heldout_data(model: nn.Module, tokenizer, cfg, n: int, tasks: Sequence[str] 
     return data, examples
 
 
-def _measure(ref, run, data, tokenizer, cfg, examples, budgets) -> dict[str, Any]:
+def _measure(ref, run, data, tokenizer, cfg, examples, budgets, max_new_tokens) -> dict[str, Any]:
     out = text_metrics(ref, run, data)
     out["vision_cosine"] = vision_cosine(ref, run, data)
     for b in budgets:
-        out[f"accuracy_budget_{'none' if b is None else b}"] = task_accuracy(run, tokenizer, cfg, examples, b)
+        key = f"accuracy_budget_{'none' if b is None else b}"
+        out[key] = task_accuracy(run, tokenizer, cfg, examples, b, max_new_tokens)
     return out
 
 
 def compare_loaded(model, tokenizer, cfg, recipes: Sequence[str | Recipe], calib: Calibration, *,
                    heldout: int = 24, accuracy_examples: int = 12, budgets=(0, None),
-                   tasks: Sequence[str] | None = None, progress=None) -> dict[str, Any]:
+                   tasks: Sequence[str] | None = None, max_new_tokens: int = 96, progress=None) -> dict[str, Any]:
     """The report for a model in memory (see the module docstring)."""
     from bluelm_edge.quant.recovery import choose_fallback
 
     data, examples = heldout_data(model, tokenizer, cfg, heldout, tasks)
     examples = examples[:accuracy_examples]
     ref = QuantRunner(model)
-    fp32 = _measure(ref, ref, data, tokenizer, cfg, examples, budgets)
+    fp32 = _measure(ref, ref, data, tokenizer, cfg, examples, budgets, max_new_tokens)
     fp32["size_bytes"] = weight_bytes(model, None)
     report = {"fp32": fp32, "recipes": {}, "heldout": len(data), "accuracy_examples": len(examples)}
     for r in recipes:
         recipe = get_recipe(r) if not isinstance(r, Recipe) else r
         fallback = choose_fallback(model, recipe, calib)
-        entry = _measure(ref, build_variant(model, recipe, calib, []), data, tokenizer, cfg, examples, budgets)
+        variant = build_variant(model, recipe, calib, [])
+        entry = _measure(ref, variant, data, tokenizer, cfg, examples, budgets, max_new_tokens)
         entry.update(size_bytes=weight_bytes(model, recipe), backend=recipe.backend)
         if fallback:
             variant = build_variant(model, recipe, calib, fallback)
-            after = _measure(ref, variant, data, tokenizer, cfg, examples, budgets)
+            after = _measure(ref, variant, data, tokenizer, cfg, examples, budgets, max_new_tokens)
             entry = {"before_recovery": entry, **after, "fallback_layers": fallback,
                      "recovered_kl_fraction": _recovered(entry["kl"], after["kl"], 0.0),
                      "recovered_ppl_fraction": _recovered(entry["perplexity"], after["perplexity"], fp32["perplexity"])}
@@ -260,3 +262,32 @@ def compare_recipes(model_dir: Path, recipes: Sequence[str], *, calibration: Pat
     report = compare_loaded(model, tokenizer, cfg, recipes, calib, **kw)
     report["model"] = str(model_dir)
     return report
+
+
+_ROWS = (("perplexity", "{:.3f}"), ("kl", "{:.4f}"), ("top1_agreement", "{:.3f}"), ("vision_cosine", "{:.4f}"),
+         ("accuracy_budget_0", "{:.3f}"), ("accuracy_budget_none", "{:.3f}"), ("size_bytes", "{:,}"))
+
+
+def print_report(report: dict[str, Any], console) -> None:
+    """One rich table per recipe: fp32, the recipe (and before recovery when there was one)."""
+    from rich.table import Table
+
+    fp32 = report["fp32"]
+    for name, entry in report["recipes"].items():
+        table = Table(title=f"{name} ({entry['backend']}) vs fp32 on {report['heldout']} held-out examples")
+        cols = [("fp32", fp32)] + ([("before recovery", entry["before_recovery"])] if "before_recovery" in entry
+                                   else []) + [(name, entry)]
+        table.add_column("metric")
+        for col, _ in cols:
+            table.add_column(col, justify="right")
+        for key, fmt in _ROWS:
+            table.add_row(key, *("-" if d.get(key) is None else fmt.format(d[key]) for _, d in cols))
+        console.print(table)
+        if "fallback_layers" in entry:
+            console.print(f"  fallback layers: {', '.join(entry['fallback_layers'])}; recovered "
+                          f"{_pct(entry['recovered_kl_fraction'])} of the KL loss, "
+                          f"{_pct(entry['recovered_ppl_fraction'])} of the perplexity loss")
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.0f}%"

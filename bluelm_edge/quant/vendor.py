@@ -51,7 +51,7 @@ def qnn_chipset(name: str) -> Any:
         return schema.QcomChipset[name.upper()]
     except KeyError:
         valid = ", ".join(sorted(schema.QcomChipset.__members__))
-        raise BlueLMError(f"unknown Qualcomm SoC {name!r}; executorch knows: {valid}") from None
+        raise UnknownSocError(f"unknown Qualcomm SoC {name!r}; executorch knows: {valid}") from None
 
 
 def qnn_htp_arch(name: str) -> int:
@@ -73,6 +73,10 @@ def mediatek_quantizer_module() -> Any:
         placeholder.__doc__ = "placeholder parent package registered by bluelm_edge.quant.vendor"
         sys.modules[_MTK_PACKAGE] = placeholder
     return _import(f"{_MTK_PACKAGE}.quantizer", "MediaTek")
+
+
+class UnknownSocError(BlueLMError):
+    """A SoC name the vendor quantizer does not know."""
 
 
 def _import(name: str, vendor: str) -> Any:

@@ -103,6 +103,18 @@ def collate(samples: Sequence[Sample], pad_id: int) -> Batch:
     return Batch(ids, mask[:, 1:].contiguous(), torch.cat(pix) if pix else None)
 
 
+def length_buckets(samples: Sequence[Sample], max_tokens: int) -> list[list[Sample]]:
+    """Samples sorted by length and packed greedily into groups whose padded size (count x
+    longest) stays within max_tokens: far less padding than one batch, the same gradient."""
+    groups: list[list[Sample]] = []
+    for s in sorted(samples, key=lambda s: len(s.ids)):
+        if groups and (len(groups[-1]) + 1) * len(s.ids) <= max_tokens:
+            groups[-1].append(s)
+        else:
+            groups.append([s])
+    return groups
+
+
 # ---- tokenizer ----------------------------------------------------------------------------------
 def tokenizer_corpus(tasks: Sequence[Task], n: int = 4000, seed: int = 0) -> list[str]:
     """Rendered chat text of n training examples in every form, with image placeholders."""

@@ -94,7 +94,7 @@ def make_arith(rng: random.Random) -> Example:
 
 
 def make_sort(rng: random.Random) -> Example:
-    nums = rng.sample(range(10, 100), 5)
+    nums = rng.sample(range(10, 100), 4)
     left, steps = list(nums), []
     while len(left) > 1:
         m = min(left)

@@ -11,6 +11,7 @@ trained tokens, so N processes compute what one process computes on the whole ba
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -53,6 +54,7 @@ class TrainConfig:
     eval_every: int = 250
     eval_size: int = 16  # held-out examples per task and form for the periodic evaluation
     save_every: int = 250
+    max_tokens: int = 2048  # padded tokens per forward pass (length-bucketed micro-batches)
 
 
 @dataclass
@@ -173,7 +175,7 @@ def _resume(run: Run) -> None:
 
 
 # ---- one step -------------------------------------------------------------------------------------
-def local_batch(run: Run, step: int) -> data.Batch:
+def local_samples(run: Run, step: int) -> list[data.Sample]:
     """This rank's slice of the global batch of `step`."""
     cfg = run.cfg
     if run.chats is not None:
@@ -185,8 +187,7 @@ def local_batch(run: Run, step: int) -> data.Batch:
         pairs = data.step_messages(cfg.seed, step, cfg.batch_size, tasks, weights, mix)
     per = cfg.batch_size // run.world
     mine = pairs[run.rank * per : (run.rank + 1) * per]
-    samples = [data.render_sample(m, run.tokenizer, run.config, think) for m, think in mine]
-    return data.collate(samples, run.tokenizer.special.pad)
+    return [data.render_sample(m, run.tokenizer, run.config, think) for m, think in mine]
 
 
 def _task_weights(tasks, image_share: float) -> list[float]:
@@ -208,10 +209,16 @@ def token_losses(net: nn.Module, batch: data.Batch, bf16: bool) -> torch.Tensor:
 
 def train_step(run: Run, step: int) -> tuple[float, int]:
     """One optimizer step; returns (global mean loss, tokens this rank processed)."""
-    batch = local_batch(run, step)
-    count = _all_sum(batch.targets_mask.sum().reshape(1), run.world)
-    loss_sum = (token_losses(run.net, batch, run.cfg.bf16) * batch.targets_mask).sum()
-    (loss_sum * run.world / count.clamp(min=1)).backward()
+    pad = run.tokenizer.special.pad
+    batches = [data.collate(g, pad) for g in data.length_buckets(local_samples(run, step), run.cfg.max_tokens)]
+    count = _all_sum(sum(b.targets_mask.sum() for b in batches).reshape(1), run.world).clamp(min=1)
+    loss_sum = torch.zeros(())
+    for i, batch in enumerate(batches):
+        sync = run.ddp is None or i == len(batches) - 1
+        with contextlib.nullcontext() if sync else run.ddp.no_sync():
+            part = (token_losses(run.net, batch, run.cfg.bf16) * batch.targets_mask).sum()
+            (part * run.world / count).backward()
+        loss_sum += part.detach()
     for p in run.model.parameters():  # unused this step (e.g. the ViT on a text-only batch)
         if p.grad is None:
             p.grad = torch.zeros_like(p)
@@ -220,8 +227,8 @@ def train_step(run: Run, step: int) -> tuple[float, int]:
         g["lr"] = lr_at(step, run.cfg) * g["lr_mult"]
     run.opt.step()
     run.opt.zero_grad(set_to_none=True)
-    total = _all_sum(loss_sum.detach().reshape(1), run.world)
-    return float(total / count.clamp(min=1)), batch.n_tokens
+    total = _all_sum(loss_sum.reshape(1), run.world)
+    return float(total / count), sum(b.n_tokens for b in batches)
 
 
 # ---- held-out evaluation (teacher-forced; greedy accuracy is `bluelm-edge eval`) -------------------

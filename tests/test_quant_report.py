@@ -1,0 +1,64 @@
+"""The quality report (`eval --compare`): per recipe against fp32 on held-out data."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from bluelm_edge.paths import DEFAULT_MODEL_DIR
+
+
+@pytest.fixture(autouse=True)
+def _no_sdk(monkeypatch):
+    monkeypatch.setenv("QNN_SDK_ROOT", "")
+
+
+@pytest.mark.slow
+def test_report_on_random_tiny_model_has_every_metric():
+    from bluelm_edge.model.config import tiny
+    from bluelm_edge.model.vlm import BlueLM
+    from bluelm_edge.quant.calibration import load_set
+    from bluelm_edge.quant.capture import calibrate_in_memory
+    from bluelm_edge.quant.report import compare_loaded
+    from bluelm_edge.text.tokenizer import default_tokenizer
+
+    tok = default_tokenizer()
+    cfg = tiny()
+    cfg.decoder.vocab_size = tok.vocab_size
+    torch.manual_seed(0)
+    model = BlueLM(cfg).eval()
+    calib = calibrate_in_memory(model, tok, cfg, load_set(samples=2))
+    r = compare_loaded(model, tok, cfg, ["xnnpack-8da4w", "mediatek-a16w4"], calib, heldout=8,
+                       accuracy_examples=1, budgets=(0,), max_new_tokens=4)
+    fp32 = r["fp32"]
+    assert fp32["kl"] == 0.0 and fp32["top1_agreement"] == 1.0 and fp32["vision_cosine"] == pytest.approx(1.0)
+    assert fp32["size_bytes"] == 4 * sum(p.numel() for p in model.parameters())
+    x = r["recipes"]["xnnpack-8da4w"]
+    assert 0 < x["kl"] < 0.5 and 0.3 < x["top1_agreement"] <= 1.0 and 0.9 < x["vision_cosine"] <= 1.0
+    assert x["size_bytes"] < fp32["size_bytes"] / 3
+    assert abs(math.log(x["perplexity"] / fp32["perplexity"])) < 0.2
+    m = r["recipes"]["mediatek-a16w4"]
+    assert len(m["fallback_layers"]) == 4
+    assert m["kl"] < m["before_recovery"]["kl"]  # the fallback recovers part of the loss
+    assert 0 < m["recovered_kl_fraction"] <= 1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DEFAULT_MODEL_DIR / "config.json").is_file(), reason="trained stand-in not shipped yet")
+def test_trained_stand_in_meets_the_issue_thresholds():
+    from bluelm_edge.quant.report import compare_recipes
+
+    r = compare_recipes(DEFAULT_MODEL_DIR, ["xnnpack-8da4w", "qnn-16a4w", "mediatek-a16w4"], samples=16,
+                        heldout=48, accuracy_examples=48, budgets=(0, None))
+    fp32 = r["fp32"]
+    x = r["recipes"]["xnnpack-8da4w"]
+    for b in ("0", "none"):
+        assert fp32[f"accuracy_budget_{b}"] - x[f"accuracy_budget_{b}"] <= 0.02
+    assert x["perplexity"] <= 1.05 * fp32["perplexity"]
+    for name in ("qnn-16a4w", "mediatek-a16w4"):
+        q = r["recipes"][name]
+        for b in ("0", "none"):
+            assert fp32[f"accuracy_budget_{b}"] - q[f"accuracy_budget_{b}"] <= 0.05
+        assert "before_recovery" in q
