@@ -129,3 +129,22 @@ def test_corrupt_or_mismatched_calibration_is_refused(tmp_path, tiny_model):
     (out / "inputs.safetensors").write_bytes(b"truncated")
     with pytest.raises(DataError, match="incomplete or corrupt"):
         load_calibration(out, cfg)
+
+
+def test_calibrate_cli(tmp_path, tiny_model):
+    from typer.testing import CliRunner
+
+    from bluelm_edge.cli.main import app
+    from bluelm_edge.model.checkpoint import save_checkpoint
+
+    model, tok, cfg = tiny_model
+    tok.save(tmp_path / "tokenizer.json")
+    ckpt = save_checkpoint(model, cfg, tmp_path / "ckpt", tmp_path / "tokenizer.json")
+    res = CliRunner().invoke(app, ["calibrate", str(ckpt), "--samples", "3", "--out", str(tmp_path / "c"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["samples"] == 3
+    assert load_calibration(tmp_path / "c", cfg).samples[0]["ids"].shape[0] == 1
+    bad = _jsonl(tmp_path / "bad.jsonl", [GOOD, GOOD, "[1,"])
+    res = CliRunner().invoke(app, ["calibrate", str(ckpt), "--data", str(bad), "--out", str(tmp_path / "d")])
+    assert res.exit_code != 0 and "bad.jsonl:3: invalid JSON" in str(res.exception)
+    assert not (tmp_path / "d").exists()

@@ -57,7 +57,8 @@ def test_qnn_export_without_sdk(tmp_path, monkeypatch):
     cov = json.loads((out / contract.COVERAGE_JSON).read_text())
     assert cov["checked"] is True and set(cov["methods"]) == set(contract.METHODS)
     ops = cov["methods"]["text_decoder"]["ops"]
-    assert ops["aten.index_copy.default"] == 8  # k and v cache writes in 4 layers
+    print("coverage:", cov["supported_fraction"], cov["unsupported"], sorted(ops))
+    assert sum(c for op, c in ops.items() if "index_copy" in op or "index_put" in op) == 8  # k, v x 4 layers
     assert any(op.startswith("quantized_decomposed.") for op in ops)
     assert cov["unsupported"] == sorted({o for m in cov["methods"].values() for o in m["unsupported"]})
     progs, info = programs.load_programs(out / contract.PROGRAM_PT2)
