@@ -47,8 +47,8 @@ def run(
     console.print(f"[dim]{_stats_line(reply)}[/dim]")
     rows = None
     if profile:
-        debug = decoder.write_etdump(etdump)
-        rows = operator_table(etdump, debug)
+        decoder.write_etdump(etdump)
+        rows = operator_table(etdump)
         console.print(_table(rows, etdump))
     if json_out:
         typer.echo(json.dumps({"thinking": reply.thinking, "answer": reply.answer, "tokens": reply.tokens,

@@ -21,7 +21,8 @@ from bluelm_edge.export import contract
 from bluelm_edge.export.bundle import BundleError, read_manifest
 from bluelm_edge.model.config import BlueLMConfig
 
-DEBUG_BUFFER_BYTES = 200 * 1024 * 1024  # 10 MB aborts the process on a tiny model (see notes)
+# ETDump with timings only: no debug buffer (intermediate outputs would need ~200 MB and make the
+# Inspector reject repeated calls of one method with different inputs).
 
 
 def _runtime() -> Any:
@@ -37,7 +38,7 @@ class PteDecoder:
     def __init__(self, pte: Path, *, etdump: bool = False) -> None:
         self.path = Path(pte)
         self.program = _runtime().load_program(
-            str(self.path), enable_etdump=etdump, debug_buffer_size=DEBUG_BUFFER_BYTES if etdump else 0
+            str(self.path), enable_etdump=etdump, debug_buffer_size=0
         )
         self._methods = {name: self.program.load_method(name) for name in contract.METHODS
                          if name in self.program.method_names}
@@ -107,15 +108,19 @@ def load_bundle_decoder(bundle_dir: Path, *, etdump: bool = False) -> tuple[PteD
 
 
 # ---- profiling --------------------------------------------------------------------------------
-def operator_table(etdump_path: Path, debug_path: Path | None = None, top: int = 25) -> list[dict[str, Any]]:
-    """Per-operator times from an ETDump: [{name, calls, total_ms, avg_ms}], slowest first."""
+def operator_table(etdump_path: Path, top: int = 25) -> list[dict[str, Any]]:
+    """Per-operator times from an ETDump: [{name, calls, total_ms, avg_ms}], slowest first.
+
+    The debug buffer is not read: intermediate outputs differ between calls of one method (other
+    inputs), which the Inspector rejects when asked to merge them; only timings are wanted here.
+    """
     from executorch.devtools import Inspector
 
-    inspector = Inspector(etdump_path=str(etdump_path), debug_buffer_path=str(debug_path) if debug_path else None)
+    inspector = Inspector(etdump_path=str(etdump_path))
     rows: dict[str, dict[str, Any]] = {}
     for block in inspector.event_blocks:
         for event in block.events:
-            if event.perf_data is None or event.name in ("Method::execute", "Program::load_method"):
+            if event.perf_data is None or event.name in ("Method::execute", "Method::init", "Program::load_method"):
                 continue
             row = rows.setdefault(event.name, {"name": event.name, "calls": 0, "total_ms": 0.0})
             raw = list(event.perf_data.raw)
