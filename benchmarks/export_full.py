@@ -1,45 +1,197 @@
-"""Scale run: export the full `bluelm-2.5-3b` preset (random weights) with the XNNPACK 4-bit recipe.
+"""Scale run: export the full `bluelm-2.5-3b` preset (seeded random weights) through XNNPACK 8da4w.
 
-Records wall time, peak RSS, `.pte` size and host decode tok/s, and appends a row to
-benchmarks/RESULTS.md. CPU heavy (tens of minutes on 2 cores): run it alone.
+The model is built on the meta device and materialised + initialised + quantized one piece at a
+time (`bluelm_edge.export.scale`), so the fp32 model never sits whole in memory. Then the contract
+methods are exported, lowered with XNNPACK and written as a verified bundle, and one short greedy
+generation through the `.pte` (`export.host`) gives the host decode speed. Records wall time per
+stage, peak RSS (ru_maxrss, and the high-water mark after each stage), `.pte` size and tok/s as
+JSON. `--decoder-layers/--vision-layers` shrink the model for a scaling measurement.
+CPU heavy (tens of minutes on 2 cores): run it alone.
 
-    .venv/bin/python benchmarks/export_full.py --out /tmp/bluelm-3b-bundle --max-context 1024
+    .venv/bin/python benchmarks/export_full.py --out /tmp/bluelm-3b-bundle --max-context 512 \
+        --json benchmarks/export_full.json
+
+No calibration or fp32 quality comparison: the recipe needs none (min-max torchao weights, no
+recovery), and an fp32 reference would need the whole fp32 model in memory.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import os
 import resource
+import sys
+import threading
 import time
 from pathlib import Path
 
-from bluelm_edge.export.pipeline import ExportOptions, run_export
+import torch
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+GB = 1024**3
 
 
-def main() -> None:
+def rss_gb(field: str = "VmRSS") -> float:
+    """Current (VmRSS) or peak (VmHWM) resident set of this process, GiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024 / GB
+    return 0.0
+
+
+def watchdog(limit_gb: float) -> None:
+    """Abort the process (exit 3) if its RSS passes `limit_gb`: the machine is shared."""
+    def loop() -> None:
+        while True:
+            if rss_gb() > limit_gb:
+                print(f"RSS {rss_gb():.1f} GiB > limit {limit_gb} GiB: aborting", file=sys.stderr, flush=True)
+                os._exit(3)
+            time.sleep(1.0)
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+        self.stages: dict[str, dict[str, float]] = {}
+
+    def done(self, name: str, start: float) -> None:
+        self.stages[name] = {"s": round(time.perf_counter() - start, 1), "rss_gb": round(rss_gb(), 2),
+                             "peak_rss_gb": round(rss_gb("VmHWM"), 2)}
+        print(f"[{time.perf_counter() - self.t0:7.1f}s] {name}: {self.stages[name]}", flush=True)
+
+
+def build_config(args: argparse.Namespace):
+    from bluelm_edge.model.config import preset
+
+    config = preset(args.preset)
+    if args.decoder_layers:
+        config.decoder.layers = args.decoder_layers
+    if args.vision_layers:
+        config.vision.layers = args.vision_layers
+    config.decoder.max_seq_len = args.max_context
+    return config.validate()
+
+
+def materialize(args: argparse.Namespace, config, clock: Clock):
+    from bluelm_edge.export.scale import materialize_and_quantize, pieces
+    from bluelm_edge.model.checkpoint import build_model, count_parameters
+    from bluelm_edge.quant.recipes import get_recipe
+
+    model = build_model(config, "meta")
+    params = count_parameters(model)
+    print(f"parameters: {json.dumps(params)}", flush=True)
+    total, t0, n = len(pieces(model)), time.perf_counter(), [0]
+
+    def progress(names: list[str]) -> None:
+        n[0] += 1
+        print(f"  piece {n[0]}/{total} {names[0]}: {time.perf_counter() - t0:.0f}s rss {rss_gb():.2f} GiB",
+              flush=True)
+
+    start = time.perf_counter()
+    materialize_and_quantize(model, get_recipe(args.recipe), seed=args.seed, on_piece=progress)
+    clock.done("materialize+quantize", start)
+    return model, params
+
+
+def export_and_lower(args: argparse.Namespace, model, config, clock: Clock) -> bytes:
+    from bluelm_edge.export import contract, lower_xnnpack, programs
+
+    chunk = min(args.prefill_chunk, config.decoder.max_seq_len)
+    start = time.perf_counter()
+    progs = programs.export_methods(model, chunk, args.vision_batch)
+    clock.done("torch.export", start)
+    start = time.perf_counter()
+    pte = lower_xnnpack.lower(progs, contract.metadata(config, chunk, args.vision_batch))
+    clock.done("lower (xnnpack) + to_executorch", start)
+    return pte
+
+
+def write_bundle(args: argparse.Namespace, config, pte: bytes, clock: Clock) -> dict:
+    from bluelm_edge.export import bundle, contract
+    from bluelm_edge.export.pipeline import ExportOptions, write_from_cache
+    from bluelm_edge.io import atomic_dir
+    from bluelm_edge.text.tokenizer import default_tokenizer
+
+    start = time.perf_counter()
+    work = args.out.parent / f".{args.out.name}.scale-work"
+    with atomic_dir(work) as tmp:
+        (tmp / contract.MODEL_PTE).write_bytes(pte)
+    opts = ExportOptions(preset=args.preset, recipe=args.recipe, out=args.out, vision_batch=args.vision_batch,
+                         max_context=args.max_context, seed=args.seed)
+    manifest = write_from_cache(opts, config, default_tokenizer(), work)
+    problems = bundle.verify_bundle(args.out)
+    if problems:
+        raise SystemExit(f"bundle does not verify: {problems}")
+    for f in work.iterdir():
+        f.unlink()
+    work.rmdir()
+    clock.done("write + verify bundle", start)
+    return manifest
+
+
+def host_run(args: argparse.Namespace, clock: Clock) -> dict:
+    """One short greedy generation through the bundle's .pte (`load_bundle_decoder` + ChatSession)."""
+    from bluelm_edge.export.host import benchmark_host
+
+    start = time.perf_counter()
+    run = benchmark_host(args.out, [args.prompt], runs=1, thinking_budget=None, max_new_tokens=args.tokens)["runs"][0]
+    clock.done("host generation", start)
+    keys = ("load_ms", "ttft_ms", "prefill_tokens", "prefill_tok_s", "decode_tokens", "decode_tok_s")
+    return {k: round(float(run[k]), 2) for k in keys}
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path("/tmp/bluelm-3b-bundle"))
-    ap.add_argument("--max-context", type=int, default=1024)
+    ap.add_argument("--preset", default="bluelm-2.5-3b")
     ap.add_argument("--recipe", default="xnnpack-8da4w")
-    ap.add_argument("--samples", type=int, default=4)
-    args = ap.parse_args()
-    t0 = time.perf_counter()
-    opts = ExportOptions(preset="bluelm-2.5-3b", recipe=args.recipe, max_context=args.max_context, out=args.out,
-                         samples=args.samples, force=True)
-    result = run_export(opts)
-    wall = time.perf_counter() - t0
-    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    pte = next(f["size"] for f in result.manifest["files"] if f["path"] == "model.pte")
-    row = {"wall_s": round(wall, 1), "peak_rss_gb": round(peak_gb, 2), "pte_gb": round(pte / 1e9, 3),
-           "decode_tok_s": (result.host or {}).get("decode_tok_s"), "stage_s": result.stage_s}
-    print(json.dumps(row, indent=2))
-    with RESULTS.open("a") as f:
-        f.write(f"\n## export_full ({args.recipe}, context {args.max_context})\n\n"
-                f"`.venv/bin/python benchmarks/export_full.py --out {args.out} --max-context {args.max_context}`\n\n"
-                f"```json\n{json.dumps(row, indent=2)}\n```\n")
+    ap.add_argument("--out", type=Path, default=Path("/tmp/bluelm-3b-bundle"))
+    ap.add_argument("--max-context", type=int, default=512)
+    ap.add_argument("--prefill-chunk", type=int, default=128)
+    ap.add_argument("--vision-batch", type=int, default=1)
+    ap.add_argument("--decoder-layers", type=int, default=None, help="override (scaling runs)")
+    ap.add_argument("--vision-layers", type=int, default=None, help="override (scaling runs)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--prompt", default="What is 17+25?")
+    ap.add_argument("--tokens", type=int, default=32, help="max new tokens of the host generation")
+    ap.add_argument("--rss-limit-gb", type=float, default=17.0, help="abort above this RSS (GiB)")
+    ap.add_argument("--json", type=Path, default=None, help="write the results JSON here")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse(argv)
+    watchdog(args.rss_limit_gb)
+    torch.set_grad_enabled(False)
+    clock = Clock()
+    config = build_config(args)
+    model, params = materialize(args, config, clock)
+    pte = export_and_lower(args, model, config, clock)
+    del model
+    gc.collect()
+    manifest = write_bundle(args, config, pte, clock)
+    pte_bytes = len(pte)
+    del pte
+    gc.collect()
+    host = host_run(args, clock)
+    result = {
+        "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        "preset": args.preset, "recipe": args.recipe, "decoder_layers": config.decoder.layers,
+        "vision_layers": config.vision.layers, "vocab_size": config.decoder.vocab_size,
+        "parameters": params, "max_context": args.max_context, "prefill_chunk": args.prefill_chunk,
+        "vision_batch": args.vision_batch, "wall_s": round(time.perf_counter() - clock.t0, 1),
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB, 2),
+        "pte_bytes": pte_bytes, "pte_gb": round(pte_bytes / GB, 3), "bundle_id": manifest["bundle_id"],
+        "host": host, "stages": clock.stages, "torch_threads": torch.get_num_threads(),
+    }
+    print(json.dumps(result, indent=2), flush=True)
+    if args.json:
+        from bluelm_edge.io import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
+    return result
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ exactly. Energy and temperature come from the simulated battery, sampled over ad
 from __future__ import annotations
 
 import json
+import shutil
 import time
 
 import pytest
@@ -123,14 +124,11 @@ def test_profile_needs_the_app_and_the_bundle(server, tmp_path):
 
 
 @pytest.mark.slow
-def test_phone_decode_speed_equals_host_on_the_same_pte(server, tmp_path):
+def test_phone_decode_speed_equals_host_on_the_same_pte(server, tmp_path, fp32_export):
     """The simulated app runs the pushed .pte with the real ExecuTorch host runner (its default
     engine); `profile` over adb and `profile --host` must agree on decode tok/s within noise."""
-    pytest.importorskip("bluelm_edge.export.host")
-    from bluelm_edge.export.pipeline import ExportOptions, run_export
-
     bundle = tmp_path / "tiny-bundle"
-    run_export(ExportOptions(preset="tiny", recipe="fp32", max_context=128, out=bundle, benchmark=False), show=False)
+    shutil.copytree(fp32_export[0].out, bundle)  # the session's one fp32 export (conftest.py)
     phone = server.phone("sm8650")  # runner=None: the app's real engine, benchmark_host
     _deploy(server, tmp_path, phone, name="tiny-bundle")
     prompts = tmp_path / "p.json"

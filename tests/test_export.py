@@ -15,25 +15,12 @@ import torch
 from bluelm_edge.export import contract
 from bluelm_edge.export.bundle import verify_bundle
 from bluelm_edge.export.host import PteDecoder, load_bundle_decoder
-from bluelm_edge.export.pipeline import ExportOptions, load_source, run_export
 from bluelm_edge.generate import generate
 from bluelm_edge.session import EagerDecoder
 
 pytestmark = pytest.mark.slow
-MAX_CONTEXT = 256
+MAX_CONTEXT = 256  # the shared fp32_export fixture (conftest.py) uses this context
 N_NEW = 12
-
-
-@pytest.fixture(scope="session")
-def fp32_export(tmp_path_factory):
-    out = tmp_path_factory.mktemp("export") / "bundle"
-    opts = ExportOptions(preset="tiny", recipe="fp32", max_context=MAX_CONTEXT, out=out, benchmark=False)
-    result = run_export(opts, show=False)
-    from bluelm_edge.export import programs
-
-    model, config, tokenizer, _ = load_source(ExportOptions(preset="tiny"))  # the same seeded weights
-    programs.set_max_context(model, MAX_CONTEXT)
-    return result, model, config, tokenizer
 
 
 @pytest.fixture(scope="session")

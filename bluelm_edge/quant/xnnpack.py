@@ -56,17 +56,22 @@ def _fits(module: nn.Module, part: dict[str, Any], fqn: str) -> bool:
     return True
 
 
-def quantize_xnnpack_(model: nn.Module, recipe: Recipe, fallback: Sequence[str] = ()) -> nn.Module:
+def quantize_xnnpack_(
+    model: nn.Module, recipe: Recipe, fallback: Sequence[str] = (), only: Sequence[str] | None = None
+) -> nn.Module:
     """Quantize `model` (a BlueLM) in place with torchao per the recipe; `fallback` layers use the
-    recovery scheme. Returns the model."""
+    recovery scheme. `only` limits it to modules under these names (one piece of a model being
+    materialised piece by piece, see `export.scale`). Returns the model."""
     from torchao.quantization import quantize_
 
     if recipe.backend != "xnnpack":
         raise BlueLMError(f"recipe {recipe.name!r} is for {recipe.backend}, not xnnpack")
+    inside = _within(only)
     high = set(fallback) | _sensitive(model, recipe)
     if high:
         hp = {"scheme": recipe.recovery.get("scheme", "8da8w"), "granularity": "per_channel"}
-        quantize_(model, torchao_config(hp), filter_fn=lambda m, fqn: fqn in high and isinstance(m, nn.Linear))
+        quantize_(model, torchao_config(hp),
+                  filter_fn=lambda m, fqn: fqn in high and isinstance(m, nn.Linear) and inside(fqn))
     for name, pattern in _PARTS.items():
         part = recipe.part(name)
         config = torchao_config(part)
@@ -75,7 +80,8 @@ def quantize_xnnpack_(model: nn.Module, recipe: Recipe, fallback: Sequence[str] 
         kind = nn.Embedding if name == "embeddings" else nn.Linear
 
         def keep(m, fqn, pattern=pattern, kind=kind, part=part):
-            return type(m) is kind and fqn not in high and bool(re.search(pattern, fqn)) and _fits(m, part, fqn)
+            return (type(m) is kind and fqn not in high and inside(fqn) and bool(re.search(pattern, fqn))
+                    and _fits(m, part, fqn))
 
         quantize_(model, config, filter_fn=keep)
     return model
@@ -84,3 +90,11 @@ def quantize_xnnpack_(model: nn.Module, recipe: Recipe, fallback: Sequence[str] 
 def _sensitive(model: nn.Module, recipe: Recipe) -> set[str]:
     pats = [re.compile(p) for p in (recipe.sensitive_layers or {}).get("patterns", [])]
     return {n for n, m in model.named_modules() if isinstance(m, nn.Linear) and any(p.search(n) for p in pats)}
+
+
+def _within(only: Sequence[str] | None):
+    """fqn -> whether it is one of the `only` modules or inside one (everything when None)."""
+    if only is None:
+        return lambda fqn: True
+    names = tuple(only)
+    return lambda fqn: any(fqn == n or fqn.startswith(n + ".") for n in names)
