@@ -11,6 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _publish_mode(path: str, mode: int) -> None:
+    """mkstemp/mkdtemp create private (0600/0700) entries; give the final one the usual mode."""
+    os.chmod(path, mode & ~_umask())
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()
@@ -29,6 +40,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        _publish_mode(tmp, 0o666)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -52,6 +64,7 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
     try:
         yield tmp
+        _publish_mode(str(tmp), 0o777)
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
