@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -81,7 +83,9 @@ def _compare(model: Path | None, recipes: str, limit: int, json_out: bool) -> No
     from bluelm_edge.quant.report import compare_recipes, print_report
 
     names = [r.strip() for r in recipes.split(",") if r.strip()]
-    with Console(stderr=True).status(f"quantizing and evaluating {', '.join(names)}"):
+    # the vendor quantizers print notes to stdout: keep stdout for the --json report
+    with Console(stderr=True).status(f"quantizing and evaluating {', '.join(names)}"), \
+            contextlib.redirect_stdout(sys.stderr):
         report = compare_recipes(resolve_model_dir(model), names, heldout=limit, accuracy_examples=limit)
     if json_out:
         typer.echo(json.dumps(report, indent=2))
