@@ -308,21 +308,34 @@ def fp32_reference(model: Any, calib: Any, chunk: int) -> list[tuple[torch.Tenso
 
 @torch.no_grad()
 def measure_quality(folder: Path, reference: list, modules: Any, chunk: int) -> dict[str, Any]:
-    """Top-1 agreement and mean cosine of the quantized program's last logits vs fp32."""
+    """Top-1 agreement and mean cosine of the quantized program's last logits vs fp32; with a
+    lowered .pte, also how closely it follows its own quantized eager graph (`vs_quantized_eager`)."""
+    eager = modules[contract.TEXT_DECODER] if modules else None
     if (folder / contract.MODEL_PTE).is_file():
         from bluelm_edge.export.host import PteDecoder
 
         run, source = PteDecoder(folder / contract.MODEL_PTE).text_decoder, "lowered .pte"
     else:
-        run, source = modules[contract.TEXT_DECODER], "quantized eager graph"
-    agree, cos = 0, []
-    for embeds, ref in reference:
-        got = _last_logits(run, embeds, chunk)
-        agree += int(got.argmax() == ref.argmax())
-        cos.append(float(torch.nn.functional.cosine_similarity(got, ref, dim=0)))
-    n = len(reference)
-    return {"measured_on": source, "samples": n, "prefix_tokens": QUALITY_TOKENS,
-            "top1_agreement": agree / n if n else None, "mean_cosine": sum(cos) / n if n else None}
+        run, source, eager = eager, "quantized eager graph", None
+    got = [_last_logits(run, embeds, chunk) for embeds, _ in reference]
+    out = {"measured_on": source, "samples": len(reference), "prefix_tokens": QUALITY_TOKENS,
+           **_agreement(got, [ref for _, ref in reference])}
+    if eager is not None:
+        out["vs_quantized_eager"] = _agreement(got, [_last_logits(eager, e, chunk) for e, _ in reference])
+    return out
+
+
+def _agreement(got: list[torch.Tensor], ref: list[torch.Tensor]) -> dict[str, Any]:
+    """Top-1 agreement, mean cosine and max abs difference of paired logits [V]."""
+    if not ref:
+        return {"top1_agreement": None, "mean_cosine": None, "max_abs_diff": None}
+    pairs = list(zip(got, ref, strict=True))
+    cos = [float(torch.nn.functional.cosine_similarity(g, r, dim=0)) for g, r in pairs]
+    return {
+        "top1_agreement": sum(int(g.argmax() == r.argmax()) for g, r in pairs) / len(pairs),
+        "mean_cosine": sum(cos) / len(cos),
+        "max_abs_diff": max(float((g - r).abs().max()) for g, r in pairs),
+    }
 
 
 # ---- bundle ------------------------------------------------------------------------------------
