@@ -57,7 +57,7 @@ def chat(
 ) -> None:
     """Chat with a model: interactive, or one-shot with --prompt.
 
-    Example: bluelm-edge chat --prompt "What is 48+37?" --think --thinking-budget 32
+    Example: bluelm-edge chat --prompt "What is 530+627?" --think --thinking-budget 32
     """
     loaded = load_for_generation(model, preset, seed)
     console = Console(quiet=json_out)

@@ -76,7 +76,7 @@ def _print_summary(console: Console, result) -> None:
         console.print(f"host: decode {h['decode_tok_s']:.1f} tok/s, prefill {h['prefill_tok_s']:.0f} tok/s, "
                       f"TTFT {h['ttft_ms']:.1f} ms")
     if s["lowered"]:
-        console.print(f"next: bluelm-edge run {s['out']} --prompt 'What is 17+25?'")
+        console.print(f"next: bluelm-edge run {s['out']} --prompt 'What is 530+627?'")
 
 
 def lower(

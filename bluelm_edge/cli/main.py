@@ -36,7 +36,7 @@ COMMAND_MODULES = [
 app = typer.Typer(
     name="bluelm-edge",
     help="BlueLM-2.5-3B-style multimodal reasoning models from checkpoint to Android phone.\n\n"
-    "Example: bluelm-edge export && bluelm-edge run ./bluelm-bundle --prompt 'What is 17+25?'",
+    "Example: bluelm-edge export && bluelm-edge run ./bluelm-bundle --prompt 'What is 530+627?'",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -30,7 +30,7 @@ def run(
 ) -> None:
     """Run one prompt through a bundle with the ExecuTorch runtime, greedy, with the thinking budget.
 
-    Example: bluelm-edge run ./bluelm-bundle --prompt "What is 17+25?" --think --thinking-budget 32 --profile
+    Example: bluelm-edge run ./bluelm-bundle --prompt "What is 530+627?" --think --thinking-budget 32 --profile
     """
     from bluelm_edge.cli.chat import _printer, _stats_line
     from bluelm_edge.export.host import load_bundle_decoder, operator_table
