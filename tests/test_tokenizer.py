@@ -36,10 +36,20 @@ def test_special_tokens_are_single_ids_0_to_10(tok):
     assert tok.special == SpecialTokenIds()
 
 
-def test_default_tokenizer_is_1024_tokens_and_deterministic(tok):
-    assert tok.vocab_size == 1024
-    again = train_tokenizer(builtin_corpus(), 1024)
-    assert again.to_json_str() == tok.to_json_str()
+def test_builtin_tokenizer_is_1024_tokens_and_deterministic():
+    first = train_tokenizer(builtin_corpus(), 1024)
+    assert first.vocab_size == 1024
+    assert train_tokenizer(builtin_corpus(), 1024).to_json_str() == first.to_json_str()
+
+
+def test_default_tokenizer_is_the_shipped_one_when_present(tok):
+    from bluelm_edge.paths import DEFAULT_MODEL_DIR
+
+    shipped = DEFAULT_MODEL_DIR / "tokenizer.json"
+    if shipped.is_file():
+        assert tok.to_json_str() == Tokenizer.from_file(shipped).to_json_str()
+    else:
+        assert tok.vocab_size == 1024
 
 
 def test_round_trip(tok):
