@@ -13,6 +13,7 @@ from dataclasses import asdict
 from typing import Any
 
 from bluelm_edge.model.config import SPECIAL_TOKENS, BlueLMConfig
+from bluelm_edge.text.thinking import BUDGET_MESSAGE, WAIT_MESSAGE  # one source: the controller
 
 # ---- methods --------------------------------------------------------------------------------
 VISION_ENCODER = "vision_encoder"  # pixels [T, 3, S, S] float32 normalised -> [1, T*N, D]
@@ -36,7 +37,6 @@ TOKENIZER_CONFIG_JSON = "tokenizer_config.json"  # BOS/EOS for ExecuTorch's C++ 
 CONFIG_JSON = "config.json"
 MANIFEST_JSON = "manifest.json"
 BACKENDS = ("xnnpack", "qnn", "mediatek")
-from bluelm_edge.text.thinking import BUDGET_MESSAGE, WAIT_MESSAGE  # noqa: E402  (one source: the controller)
 
 # Manifest `app.tokens` keys -> index into config.SPECIAL_TOKENS (the tokenizer's first ids).
 TOKEN_KEYS = {
