@@ -50,6 +50,42 @@ def test_report_on_random_tiny_model_has_every_metric():
 
 
 @pytest.mark.slow
+def test_verified_decoding_gives_the_quantized_models_own_greedy_tokens():
+    """Draft-and-verify decoding of a QNN fake-quant model equals its token-by-token decoding,
+    in fewer whole-sequence calls than tokens generated."""
+    from bluelm_edge.generate import Sampling
+    from bluelm_edge.model.config import tiny
+    from bluelm_edge.model.vlm import BlueLM
+    from bluelm_edge.quant.calibration import load_set
+    from bluelm_edge.quant.capture import calibrate_in_memory
+    from bluelm_edge.quant.recipes import get_recipe
+    from bluelm_edge.quant.report import QuantRunner, build_variant
+    from bluelm_edge.quant.verify import VerifiedDecoder
+    from bluelm_edge.session import ChatSession
+    from bluelm_edge.text.tokenizer import default_tokenizer
+    from bluelm_edge.train.tasks import eval_examples
+
+    tok = default_tokenizer()
+    cfg = tiny()
+    cfg.decoder.vocab_size = tok.vocab_size
+    torch.manual_seed(0)
+    model = BlueLM(cfg).eval()
+    calib = calibrate_in_memory(model, tok, cfg, load_set(samples=2))
+    quant = build_variant(model, get_recipe("qnn-16a4w"), calib, [])
+    verified = VerifiedDecoder(quant, QuantRunner(model), draft_tokens=24, stop_ids=[cfg.tokens.eos])
+    sampling = Sampling(max_new_tokens=24)
+    generated = 0
+    for ex in [eval_examples("img_add", 1)[0], eval_examples("sort", 1)[0]]:
+        images = [ex.image()] if ex.image_spec is not None else []
+        for think in (False, True):
+            slow = ChatSession(quant, tok, cfg).ask(ex.question, images, think=think, sampling=sampling)
+            fast = ChatSession(verified, tok, cfg).ask(ex.question, images, think=think, sampling=sampling)
+            assert fast.tokens == slow.tokens
+            generated += len(slow.tokens)
+    assert generated >= 60 and verified.verify_calls < generated / 2
+
+
+@pytest.mark.slow
 @pytest.mark.skip(reason="not yet run to completion: the quantized-graph evaluation decodes token by token and took "
                   "over 25 min on the shared machine; issue 4 stays open until it is batched (benchmarks/RESULTS.md)")
 def test_trained_stand_in_meets_the_issue_thresholds():

@@ -33,8 +33,9 @@ def _solve(ex) -> str:
     if ex.task == "sort":
         return " ".join(str(n) for n in sorted(int(t) for t in q.split(":")[1].split()))
     if ex.task == "count":
-        target, letters = re.fullmatch(r"How many (\w) in ([a-e ]+)\?", q).groups()
-        return str(letters.split().count(target))
+        target, letters = re.fullmatch(r"How many (\w) in ([1-9a-e ]+)\?", q).groups()
+        assert [w[0] for w in letters.split()] == [str(i) for i in range(1, len(letters.split()) + 1)]
+        return str([w[1] for w in letters.split()].count(target))
     kind, spec = ex.image_spec
     if ex.task == "shapes":
         colour = q.split()[2]
@@ -77,18 +78,19 @@ def test_addition_trace_is_digit_by_digit_with_carries():
 
 def test_images_are_drawn_from_the_spec():
     assert np.all(np.asarray(images.blank()) == 255)
-    cells = [None] * 16
-    cells[5] = ("red", "square")
+    cells = [None] * 9
+    cells[4] = ("red", "square")
     img = np.asarray(images.draw_shapes(cells)).astype(int)
     assert img.shape == (64, 64, 3)
-    assert tuple(img[16 + 8, 16 + 8]) == images.COLOURS["red"]  # centre of cell 5 (row 1, col 1)
+    assert tuple(img[16 + 8, 16 + 8]) == images.COLOURS["red"]  # centre of cell 4 (row 1, col 1)
     assert np.all(img[:16] == 255) and np.all(img[32:] == 255)  # nothing outside that row
+    assert np.all(img[:, :16] == 255) and np.all(img[:, 32:] == 255)  # nor that column
     # seven segments: '8' lights the middle bar 'g', '0' does not (top number, tens slot)
     mid = (6 + 9, 19 + 5)
     assert np.all(np.asarray(images.draw_numbers(80, 0))[mid] == 0)
     assert np.all(np.asarray(images.draw_numbers(0, 0))[mid] == 255)
     grid = np.asarray(images.draw_grid(["square"] + [None] * 8))
-    assert np.all(grid[10, 10] == 0) and np.all(grid[40:, :] == 255)
+    assert np.all(grid[8, 8] == 0) and np.all(grid[16:, :] == 255) and np.all(grid[:, 16:] == 255)
 
 
 def test_held_out_examples_never_appear_in_training():

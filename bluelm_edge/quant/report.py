@@ -3,7 +3,9 @@
 `compare_recipes(model_dir, recipes, ...) -> dict` (and `compare_loaded` for a model in memory)
 measures, per recipe: perplexity of the held-out answers (thinking traces included), mean KL
 divergence and top-1 agreement of next-token distributions against fp32, task accuracy at
-thinking budgets 0 and none (greedy, through `session.ChatSession` and the one generation loop),
+thinking budgets 0 and none (greedy, through `session.ChatSession` and the one generation loop,
+decoded draft-and-verify by `quant.verify.VerifiedDecoder`: fp32 proposes, the quantized model
+checks whole sequences at once, so its greedy tokens cost a few calls, not one per token),
 vision-embedding cosine similarity, and the estimated weight size. Recipes with accuracy
 recovery are measured twice (without and with it) and the recovered fraction of the KL and
 perplexity loss is reported.
@@ -141,14 +143,21 @@ def vision_cosine(ref: QuantRunner, run: QuantRunner, data: list[dict]) -> float
 
 
 def task_accuracy(runner: QuantRunner, tokenizer, cfg, examples: list, budget: int | None,
-                  max_new_tokens: int = 96) -> float:
-    """Exact-match accuracy of greedy answers at a thinking budget (0 = non-thinking mode)."""
+                  max_new_tokens: int = 96, draft: QuantRunner | None = None) -> float:
+    """Exact-match accuracy of greedy answers at a thinking budget (0 = non-thinking mode).
+
+    With a `draft` (the fp32 runner), a quantized runner is decoded through `VerifiedDecoder`:
+    the same greedy tokens, in a few whole-sequence calls instead of one call per token."""
     from bluelm_edge.generate import Sampling
+    from bluelm_edge.quant.verify import VerifiedDecoder
     from bluelm_edge.session import ChatSession
 
+    decoder = runner
+    if draft is not None and draft is not runner:
+        decoder = VerifiedDecoder(runner, draft, draft_tokens=max_new_tokens, stop_ids=[cfg.tokens.eos])
     right = 0
     for ex in examples:
-        session = ChatSession(runner, tokenizer, cfg)
+        session = ChatSession(decoder, tokenizer, cfg)
         images = [ex.image()] if ex.image_spec is not None else []
         reply = session.ask(ex.question, images, think=budget != 0, budget=budget,
                             sampling=Sampling(max_new_tokens=max_new_tokens))
@@ -206,7 +215,7 @@ def _measure(ref, run, data, tokenizer, cfg, examples, budgets, max_new_tokens) 
     out["vision_cosine"] = vision_cosine(ref, run, data)
     for b in budgets:
         key = f"accuracy_budget_{'none' if b is None else b}"
-        out[key] = task_accuracy(run, tokenizer, cfg, examples, b, max_new_tokens)
+        out[key] = task_accuracy(run, tokenizer, cfg, examples, b, max_new_tokens, draft=ref)
     return out
 
 

@@ -1,5 +1,5 @@
-"""Pillow rendering of the synthetic image tasks: shapes on a 4x4 grid, seven-segment numbers in
-fixed slots, symbols on a 3x3 grid.
+"""Pillow rendering of the synthetic image tasks: coloured shapes and black symbols on a 3x3 grid
+of 16-px cells, seven-segment numbers in fixed slots.
 
 Everything is drawn from a plain-data spec (no randomness here), on 64x64 RGB tiles (the tiny
 preset's tile size), with shapes aligned to the 16-px cells that the 2x2 token merge sees, so a
@@ -12,6 +12,7 @@ from __future__ import annotations
 from PIL import Image, ImageDraw
 
 SIZE = 64
+CELL = 16  # one merged image token of the tiny preset (8-px patches, 2x2 merge)
 BACKGROUND = (255, 255, 255)
 INK = (0, 0, 0)
 COLOURS = {"red": (220, 30, 30), "blue": (30, 60, 220)}
@@ -50,14 +51,19 @@ def _shape(draw: ImageDraw.ImageDraw, kind: str, box: tuple[int, int, int, int],
         raise ValueError(f"unknown shape {kind!r}")
 
 
+def _cell_box(i: int, cols: int = 3) -> tuple[int, int, int, int]:
+    """Cell i (row-major) of a grid of 16-px cells from the top-left corner: one merged token each."""
+    x, y = (i % cols) * CELL, (i // cols) * CELL
+    return (x + 2, y + 2, x + CELL - 3, y + CELL - 3)
+
+
 def draw_shapes(cells: list[tuple[str, str] | None]) -> Image.Image:
-    """16 cells (row-major, 4x4 of 16 px), each None or (colour, shape)."""
+    """9 cells (row-major, 3x3 of 16 px from the top-left), each None or (colour, shape)."""
     img = blank()
     draw = ImageDraw.Draw(img)
     for i, cell in enumerate(cells):
         if cell is not None:
-            x, y = (i % 4) * 16, (i // 4) * 16
-            _shape(draw, cell[1], (x + 2, y + 2, x + 13, y + 13), COLOURS[cell[0]])
+            _shape(draw, cell[1], _cell_box(i), COLOURS[cell[0]])
     return img
 
 
@@ -78,11 +84,10 @@ def draw_numbers(top: int, bottom: int) -> Image.Image:
 
 
 def draw_grid(cells: list[str | None]) -> Image.Image:
-    """9 cells (row-major, 3x3 over the tile), each None or a symbol name, drawn in black."""
+    """9 cells (row-major, 3x3 of 16 px from the top-left), each None or a symbol name, in black."""
     img = blank()
     draw = ImageDraw.Draw(img)
     for i, sym in enumerate(cells):
         if sym is not None:
-            x, y = (i % 3) * 21 + 1, (i // 3) * 21 + 1
-            _shape(draw, sym, (x + 3, y + 3, x + 17, y + 17), INK)
+            _shape(draw, sym, _cell_box(i), INK)
     return img

@@ -94,39 +94,38 @@ def make_arith(rng: random.Random) -> Example:
 
 
 def make_sort(rng: random.Random) -> Example:
-    nums = rng.sample(range(10, 100), 4)
-    left, steps = list(nums), []
-    while len(left) > 1:
-        m = min(left)
-        left.remove(m)
-        steps.append(f"min {m}, left {' '.join(map(str, left))}.")
-    answer = " ".join(map(str, sorted(nums)))
+    """Five distinct digits; the trace names the smallest, then each next larger one in turn."""
+    nums = rng.sample(range(10), 5)
+    order = sorted(nums)
+    steps = [f"min {order[0]}."] + [f"next {n}." for n in order[1:]]
+    answer = " ".join(map(str, order))
     question = f"Sort from small to large: {' '.join(map(str, nums))}"
     return Example("sort", question, " ".join(steps) + f" so {answer}", answer)
 
 
 def make_count(rng: random.Random) -> Example:
-    word = "".join(rng.choice("abcde") for _ in range(rng.randint(6, 10)))
+    """Letters numbered 1..n in the question; the trace walks them by number with a running count."""
+    word = "".join(rng.choice("abcde") for _ in range(rng.randint(5, 9)))
     target = rng.choice(word)
     steps, n = [], 0
-    for ch in word:
+    for i, ch in enumerate(word, 1):
         n += ch == target
-        steps.append(f"{ch} {n},")
-    question = f"How many {target} in {' '.join(word)}?"
+        steps.append(f"{i}{ch} {n},")
+    question = f"How many {target} in {' '.join(f'{i}{ch}' for i, ch in enumerate(word, 1))}?"
     return Example("count", question, " ".join(steps) + f" so {n}", str(n))
 
 
 # ---- image tasks -----------------------------------------------------------------------------
 def make_shapes(rng: random.Random) -> Example:
-    cells: list = [None] * 16
-    for i in rng.sample(range(16), rng.randint(2, 7)):
+    """Shapes in a 3x3 grid; the trace visits cells 1..9 with the colour seen and a running count."""
+    cells: list = [None] * 9
+    for i in rng.sample(range(9), rng.randint(1, 6)):
         cells[i] = (rng.choice(("red", "blue")), rng.choice(("circle", "square")))
     colour = rng.choice(("red", "blue"))
     steps, total = [], 0
-    for row in range(4):
-        n = sum(1 for c in cells[row * 4 : row * 4 + 4] if c is not None and c[0] == colour)
-        total += n
-        steps.append(f"row {row + 1}: {n}, total {total}.")
+    for i, c in enumerate(cells, 1):
+        total += c is not None and c[0] == colour
+        steps.append(f"{i} {'-' if c is None else c[0]} {total}.")
     question = f"How many {colour} shapes are in the image?"
     return Example("shapes", question, " ".join(steps) + f" so {total}", str(total), ("shapes", (cells,)))
 
@@ -153,13 +152,14 @@ def make_img_compare(rng: random.Random) -> Example:
 
 
 def make_grid(rng: random.Random) -> Example:
+    """Symbols in a 3x3 grid; the trace names what every cell holds, then where the target is."""
     cells: list = [None] * 9
     syms = rng.sample(images.SYMBOLS, rng.randint(2, 4))
     for i, sym in zip(rng.sample(range(9), len(syms)), syms, strict=True):
         cells[i] = sym
     target = rng.choice(syms)
     where = cells.index(target) + 1
-    steps = [f"cell {i + 1} {s}." for i, s in enumerate(cells) if s is not None]
+    steps = [f"{i} {s or '-'}." for i, s in enumerate(cells, 1)]
     question = f"Which cell (1-9) holds the {target}?"
     return Example("grid", question, " ".join(steps) + f" so {where}", str(where), ("grid", (cells,)))
 
@@ -169,9 +169,9 @@ TASKS: dict[str, Task] = {
     for t in (
         Task("add", "text", True, 0.005, make_add),
         Task("arith", "text", True, 0.07, make_arith),
-        Task("sort", "text", False, 0.0, make_sort),
-        Task("count", "text", False, 0.38, make_count),
-        Task("shapes", "image", True, 0.32, make_shapes),
+        Task("sort", "text", False, 0.012, make_sort),
+        Task("count", "text", False, 0.37, make_count),
+        Task("shapes", "image", True, 0.29, make_shapes),
         Task("img_add", "image", True, 0.015, make_img_add),
         Task("img_compare", "image", False, 0.5, make_img_compare),
         Task("grid", "image", False, 0.125, make_grid),
