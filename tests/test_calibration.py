@@ -78,15 +78,9 @@ def test_image_folder_with_prompts(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_model():
-    from bluelm_edge.model.config import tiny
-    from bluelm_edge.model.vlm import BlueLM
-    from bluelm_edge.text.tokenizer import default_tokenizer
+    from bluelm_edge.model.seeded import seeded_model
 
-    tok = default_tokenizer()
-    cfg = tiny()
-    cfg.decoder.vocab_size = tok.vocab_size
-    torch.manual_seed(0)
-    return BlueLM(cfg).eval(), tok, cfg
+    return seeded_model("tiny", 0)
 
 
 def test_capture_round_trip(tmp_path, tiny_model):

@@ -43,15 +43,9 @@ def test_network_guard_is_armed():
 
 @pytest.fixture(scope="module")
 def tiny():
-    from bluelm_edge.model.config import tiny as tiny_cfg
-    from bluelm_edge.model.vlm import BlueLM
-    from bluelm_edge.text.tokenizer import default_tokenizer
+    from bluelm_edge.model.seeded import seeded_model
 
-    tok = default_tokenizer()
-    cfg = tiny_cfg()
-    cfg.decoder.vocab_size = tok.vocab_size
-    torch.manual_seed(0)
-    model = BlueLM(cfg).eval()
+    model, tok, cfg = seeded_model("tiny", 0)
     calib = calibrate_in_memory(model, tok, cfg, load_set(samples=2))
     return model, cfg, calib
 

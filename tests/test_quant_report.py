@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
 from bluelm_edge.paths import DEFAULT_MODEL_DIR
 
@@ -17,18 +16,12 @@ def _no_sdk(monkeypatch):
 
 @pytest.mark.slow
 def test_report_on_random_tiny_model_has_every_metric():
-    from bluelm_edge.model.config import tiny
-    from bluelm_edge.model.vlm import BlueLM
+    from bluelm_edge.model.seeded import seeded_model
     from bluelm_edge.quant.calibration import load_set
     from bluelm_edge.quant.capture import calibrate_in_memory
     from bluelm_edge.quant.report import compare_loaded
-    from bluelm_edge.text.tokenizer import default_tokenizer
 
-    tok = default_tokenizer()
-    cfg = tiny()
-    cfg.decoder.vocab_size = tok.vocab_size
-    torch.manual_seed(0)
-    model = BlueLM(cfg).eval()
+    model, tok, cfg = seeded_model("tiny", 0)
     calib = calibrate_in_memory(model, tok, cfg, load_set(samples=2))
     r = compare_loaded(model, tok, cfg, ["xnnpack-8da4w", "mediatek-a16w4"], calib, heldout=8,
                        accuracy_examples=1, budgets=(0,), max_new_tokens=4)
@@ -54,22 +47,16 @@ def test_verified_decoding_gives_the_quantized_models_own_greedy_tokens():
     """Draft-and-verify decoding of a QNN fake-quant model equals its token-by-token decoding,
     in fewer whole-sequence calls than tokens generated."""
     from bluelm_edge.generate import Sampling
-    from bluelm_edge.model.config import tiny
-    from bluelm_edge.model.vlm import BlueLM
+    from bluelm_edge.model.seeded import seeded_model
     from bluelm_edge.quant.calibration import load_set
     from bluelm_edge.quant.capture import calibrate_in_memory
     from bluelm_edge.quant.recipes import get_recipe
     from bluelm_edge.quant.report import QuantRunner, build_variant
     from bluelm_edge.quant.verify import VerifiedDecoder
     from bluelm_edge.session import ChatSession
-    from bluelm_edge.text.tokenizer import default_tokenizer
     from bluelm_edge.train.tasks import eval_examples
 
-    tok = default_tokenizer()
-    cfg = tiny()
-    cfg.decoder.vocab_size = tok.vocab_size
-    torch.manual_seed(0)
-    model = BlueLM(cfg).eval()
+    model, tok, cfg = seeded_model("tiny", 0)
     calib = calibrate_in_memory(model, tok, cfg, load_set(samples=2))
     quant = build_variant(model, get_recipe("qnn-16a4w"), calib, [])
     verified = VerifiedDecoder(quant, QuantRunner(model), draft_tokens=24, stop_ids=[cfg.tokens.eos])

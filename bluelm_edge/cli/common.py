@@ -66,15 +66,8 @@ def load_for_generation(model: Path | None, preset: str | None, seed: int = 0) -
 
 
 def _preset(name: str, seed: int) -> Loaded:
-    import torch
-
-    from bluelm_edge.model.config import preset
-    from bluelm_edge.model.vlm import BlueLM
+    from bluelm_edge.model.seeded import seeded_model
     from bluelm_edge.session import EagerDecoder
-    from bluelm_edge.text.tokenizer import default_tokenizer
 
-    config = preset(name)
-    tokenizer = default_tokenizer()
-    config.decoder.vocab_size = tokenizer.vocab_size
-    torch.manual_seed(seed)
-    return Loaded(EagerDecoder(BlueLM(config.validate())), tokenizer, config, label=f"preset {name} (random weights)")
+    model, tokenizer, config = seeded_model(name, seed)
+    return Loaded(EagerDecoder(model), tokenizer, config, label=f"preset {name} (random weights)")

@@ -165,16 +165,20 @@ def task_accuracy(runner: QuantRunner, tokenizer, cfg, examples: list, budget: i
     return right / max(len(examples), 1)
 
 
-def weight_bytes(model: nn.Module, recipe: Recipe | None) -> int:
-    """Estimated weight storage: fp32, or each sub-model's weight bits plus fp16 scales."""
+def weight_bytes(model: nn.Module, recipe: Recipe | None, fallback: Sequence[str] = ()) -> int:
+    """Estimated weight storage: fp32, or each sub-model's weight bits plus fp16 scales per
+    group/block/channel; the recipe's sensitive layers and the fallback layers at their precision."""
+    from bluelm_edge.quant.pt2e import _high_precision
+
+    high = _high_precision(recipe, fallback) if recipe is not None else None
     total = 0
     for name, p in model.named_parameters():
-        bits, group = _param_bits(name, p, recipe)
+        bits, group = _param_bits(name, p, recipe, high)
         total += p.numel() * bits // 8 + (2 * p.numel() // group if group else 0)
     return total
 
 
-def _param_bits(name: str, p: torch.Tensor, recipe: Recipe | None) -> tuple[int, int | None]:
+def _param_bits(name: str, p: torch.Tensor, recipe: Recipe | None, high) -> tuple[int, int | None]:
     import re
 
     from bluelm_edge.quant.pt2e import SUBMODEL_PATTERNS
@@ -182,6 +186,8 @@ def _param_bits(name: str, p: torch.Tensor, recipe: Recipe | None) -> tuple[int,
     if recipe is None or p.dim() < 2:
         return 32, None
     module = name.rsplit(".", 1)[0]
+    if high and any(re.search(pat, module) for pat in high[1]):
+        return weight_bits(high[0]["scheme"]), p.shape[-1]
     for part, pattern in SUBMODEL_PATTERNS.items():
         if re.search(pattern, module):
             spec = recipe.part(part)
@@ -243,7 +249,7 @@ def compare_loaded(model, tokenizer, cfg, recipes: Sequence[str | Recipe], calib
             entry = {"before_recovery": entry, **after, "fallback_layers": fallback,
                      "recovered_kl_fraction": _recovered(entry["kl"], after["kl"], 0.0),
                      "recovered_ppl_fraction": _recovered(entry["perplexity"], after["perplexity"], fp32["perplexity"])}
-            entry.update(size_bytes=weight_bytes(model, recipe), backend=recipe.backend)
+            entry.update(size_bytes=weight_bytes(model, recipe, fallback), backend=recipe.backend)
         report["recipes"][recipe.name] = entry
         if progress:
             progress(recipe.name)
