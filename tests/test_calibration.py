@@ -17,7 +17,7 @@ def test_default_set_is_shipped_and_mixed():
     s = load_set()
     assert len(s) == 48
     assert sum(x.think for x in s) == 32  # think and cut forms; a third is non-thinking
-    assert sum(1 for x in s if any(m.images for m in x.messages)) == 27
+    assert sum(1 for x in s if any(m.images for m in x.messages)) == 28
     assert sum(1 for x in s if len(x.messages) > 2) == 12  # long: two-turn chats
     assert len(load_set(samples=5)) == 5
 
@@ -88,7 +88,7 @@ def test_capture_round_trip(tmp_path, tiny_model):
     chosen = load_set(samples=5)  # sample 4 has an image
     out = run_calibration(model, tok, cfg, chosen, tmp_path / "calib")
     cal = load_calibration(out, cfg)
-    assert cal.meta["samples"] == 5 and cal.meta["images"] == 2
+    assert cal.meta["samples"] == 5 and cal.meta["images"] == 1
     s = cal.samples[4]
     assert s["pixels"].shape == (1, 3, 64, 64)
     with torch.no_grad():

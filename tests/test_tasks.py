@@ -150,3 +150,21 @@ def test_tokenizer_covers_the_tasks_with_single_digits(tokenizer):
     ids = tokenizer.encode("What is 587+946?")
     assert tokenizer.decode(ids) == "What is 587+946?"
     assert [tokenizer.decode([i]) for i in tokenizer.encode("587")] == ["5", "8", "7"]
+
+
+def test_task_weights_split_each_kind_by_weight():
+    from bluelm_edge.train.trainer import _task_weights
+
+    tasks = get_tasks()
+    shares = dict(zip([t.name for t in tasks], _task_weights(tasks, 0.5), strict=True))
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert sum(shares[t.name] for t in tasks if t.kind == "image") == pytest.approx(0.5)
+    assert shares["count"] == pytest.approx(0.5 * 2.0 / 5.25)  # add 1 + arith 1.5 + sort 0.75 + count 2
+    assert _task_weights(get_tasks(["count", "add"]), 0.5) == [2.0, 1.0]  # one kind: the weights
+
+
+def test_shapes_trace_names_the_asked_colour_nowhere():
+    """Cells are written R/B/-, so the question's colour word is the only one in the context."""
+    for ex in eval_examples("shapes", 50):
+        assert "red" not in ex.trace and "blue" not in ex.trace
+        assert ex.trace.count(".") == 9

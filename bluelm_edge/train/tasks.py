@@ -57,6 +57,7 @@ class Task:
     multi_step: bool  # a direct answer needs several steps of reasoning
     chance: float  # share of the most common answer in the held-out pool (guessing without looking)
     make: Callable[[random.Random], Example]
+    weight: float = 1.0  # training share relative to the other tasks of its kind
 
 
 # ---- digit-wise addition (shared by `add` and `img_add`) --------------------------------------
@@ -105,7 +106,7 @@ def make_sort(rng: random.Random) -> Example:
 
 def make_count(rng: random.Random) -> Example:
     """Letters numbered 1..n in the question; the trace walks them by number with a running count."""
-    word = "".join(rng.choice("abcde") for _ in range(rng.randint(5, 9)))
+    word = "".join(rng.choice("abcde") for _ in range(rng.randint(4, 7)))
     target = rng.choice(word)
     steps, n = [], 0
     for i, ch in enumerate(word, 1):
@@ -116,8 +117,12 @@ def make_count(rng: random.Random) -> Example:
 
 
 # ---- image tasks -----------------------------------------------------------------------------
+MARKS = {"red": "R", "blue": "B"}  # cell colours in the trace: tokens apart from the question's colour word
+
+
 def make_shapes(rng: random.Random) -> Example:
-    """Shapes in a 3x3 grid; the trace visits cells 1..9 with the colour seen and a running count."""
+    """Shapes in a 3x3 grid; the trace visits cells 1..9 with the colour seen (R, B or -) and a
+    running count of the asked colour, whose word then occurs once in the context (easy to find)."""
     cells: list = [None] * 9
     for i in rng.sample(range(9), rng.randint(1, 6)):
         cells[i] = (rng.choice(("red", "blue")), rng.choice(("circle", "square")))
@@ -125,7 +130,7 @@ def make_shapes(rng: random.Random) -> Example:
     steps, total = [], 0
     for i, c in enumerate(cells, 1):
         total += c is not None and c[0] == colour
-        steps.append(f"{i} {'-' if c is None else c[0]} {total}.")
+        steps.append(f"{i} {'-' if c is None else MARKS[c[0]]} {total}.")
     question = f"How many {colour} shapes are in the image?"
     return Example("shapes", question, " ".join(steps) + f" so {total}", str(total), ("shapes", (cells,)))
 
@@ -168,13 +173,13 @@ TASKS: dict[str, Task] = {
     t.name: t
     for t in (
         Task("add", "text", True, 0.005, make_add),
-        Task("arith", "text", True, 0.07, make_arith),
-        Task("sort", "text", False, 0.012, make_sort),
-        Task("count", "text", False, 0.37, make_count),
-        Task("shapes", "image", True, 0.29, make_shapes),
+        Task("arith", "text", True, 0.07, make_arith, weight=1.5),
+        Task("sort", "text", False, 0.012, make_sort, weight=0.75),
+        Task("count", "text", False, 0.40, make_count, weight=2.0),
+        Task("shapes", "image", True, 0.29, make_shapes, weight=2.0),
         Task("img_add", "image", True, 0.015, make_img_add),
-        Task("img_compare", "image", False, 0.5, make_img_compare),
-        Task("grid", "image", False, 0.125, make_grid),
+        Task("img_compare", "image", False, 0.5, make_img_compare, weight=0.5),
+        Task("grid", "image", False, 0.125, make_grid, weight=1.5),
     )
 }
 

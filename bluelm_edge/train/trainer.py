@@ -191,11 +191,13 @@ def local_samples(run: Run, step: int) -> list[data.Sample]:
 
 
 def _task_weights(tasks, image_share: float) -> list[float]:
-    n_img = sum(t.kind == "image" for t in tasks)
-    n_txt = len(tasks) - n_img
-    if not n_img or not n_txt:
-        return [1.0] * len(tasks)
-    return [image_share / n_img if t.kind == "image" else (1 - image_share) / n_txt for t in tasks]
+    """Each task's share: `image_share` for the image tasks, the rest for text, split by weight."""
+    w_img = sum(t.weight for t in tasks if t.kind == "image")
+    w_txt = sum(t.weight for t in tasks if t.kind != "image")
+    if not w_img or not w_txt:
+        return [t.weight for t in tasks]
+    return [image_share * t.weight / w_img if t.kind == "image" else (1 - image_share) * t.weight / w_txt
+            for t in tasks]
 
 
 def token_losses(net: nn.Module, batch: data.Batch, bf16: bool) -> torch.Tensor:
