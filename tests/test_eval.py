@@ -113,3 +113,9 @@ def test_shipped_checkpoint_reads_the_image():
         assert r["accuracy"] <= r["chance"] + 0.25, r
         if r["task"] == "img_add":
             assert r["accuracy"] <= 1 / 12
+
+
+def test_compare_with_an_unknown_task_is_one_line():
+    r = CliRunner().invoke(app, ["eval", "--compare", "xnnpack-8da4w", "--tasks", "add,nope"])
+    assert isinstance(r.exception, UsageError) and "unknown task 'nope'; choose from: add" in str(r.exception)
+    assert "\n" not in str(r.exception)  # one line (the console entry prints it and exits 2)

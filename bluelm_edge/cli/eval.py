@@ -36,10 +36,10 @@ def eval_cmd(
 
     Example: bluelm-edge eval --thinking-budget 0,8,16,32,64,none --limit 50 --plot accuracy.png
 
-    Example: bluelm-edge eval --compare xnnpack-8da4w,qnn-16a4w,mediatek-a16w4 --limit 48 --json
+    Example: bluelm-edge eval --compare xnnpack-8da4w,qnn-16a4w,mediatek-a16w4 --limit 6 --json
     """
     if compare:
-        return _compare(model, compare, limit, json_out)
+        return _compare(model, compare, tasks, limit, json_out)
     from bluelm_edge.session import ChatSession
     from bluelm_edge.train import evaluate as ev
     from bluelm_edge.train.tasks import get_tasks
@@ -78,15 +78,21 @@ def _print_table(console: Console, rows, budgets, label) -> None:
     console.print(table)
 
 
-def _compare(model: Path | None, recipes: str, limit: int, json_out: bool) -> None:
+def _compare(model: Path | None, recipes: str, tasks: str | None, limit: int, json_out: bool) -> None:
     from bluelm_edge.cli.common import resolve_model_dir
     from bluelm_edge.quant.report import compare_recipes, print_report
+    from bluelm_edge.train.tasks import get_tasks
 
     names = [r.strip() for r in recipes.split(",") if r.strip()]
+    task_names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
+    try:
+        n = limit * len(get_tasks(task_names))
+    except ValueError as err:
+        raise UsageError(f"--tasks: {err}") from None
     # the vendor quantizers print notes to stdout: keep stdout for the --json report
     with Console(stderr=True).status(f"quantizing and evaluating {', '.join(names)}"), \
             contextlib.redirect_stdout(sys.stderr):
-        report = compare_recipes(resolve_model_dir(model), names, heldout=limit, accuracy_examples=limit)
+        report = compare_recipes(resolve_model_dir(model), names, heldout=n, accuracy_examples=n, tasks=task_names)
     if json_out:
         typer.echo(json.dumps(report, indent=2))
     else:

@@ -143,7 +143,7 @@ def vision_cosine(ref: QuantRunner, run: QuantRunner, data: list[dict]) -> float
 
 
 def task_accuracy(runner: QuantRunner, tokenizer, cfg, examples: list, budget: int | None,
-                  max_new_tokens: int = 96, draft: QuantRunner | None = None) -> float:
+                  max_new_tokens: int = 160, draft: QuantRunner | None = None) -> float:
     """Exact-match accuracy of greedy answers at a thinking budget (0 = non-thinking mode).
 
     With a `draft` (the fp32 runner), a quantized runner is decoded through `VerifiedDecoder`:
@@ -227,7 +227,7 @@ def _measure(ref, run, data, tokenizer, cfg, examples, budgets, max_new_tokens) 
 
 def compare_loaded(model, tokenizer, cfg, recipes: Sequence[str | Recipe], calib: Calibration, *,
                    heldout: int = 24, accuracy_examples: int = 12, budgets=(0, None),
-                   tasks: Sequence[str] | None = None, max_new_tokens: int = 96, progress=None) -> dict[str, Any]:
+                   tasks: Sequence[str] | None = None, max_new_tokens: int = 160, progress=None) -> dict[str, Any]:
     """The report for a model in memory (see the module docstring)."""
     from bluelm_edge.quant.recovery import choose_fallback
 
