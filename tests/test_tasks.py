@@ -161,6 +161,18 @@ def test_task_weights_split_each_kind_by_weight():
     assert sum(shares[t.name] for t in tasks if t.kind == "image") == pytest.approx(0.5)
     assert shares["count"] == pytest.approx(0.5 * 2.0 / 5.25)  # add 1 + arith 1.5 + sort 0.75 + count 2
     assert _task_weights(get_tasks(["count", "add"]), 0.5) == [2.0, 1.0]  # one kind: the weights
+    assert _task_weights(get_tasks(["count", "add"]), 0.5, {"add": 3.0}) == [2.0, 3.0]  # --task-weights
+
+
+def test_task_weights_option_rejects_bad_items():
+    from typer.testing import CliRunner
+
+    from bluelm_edge.cli.main import app
+    from bluelm_edge.errors import UsageError
+
+    for bad in ("add=x", "nope=2", "add=-1", "add"):
+        r = CliRunner().invoke(app, ["train", "--out", "/nonexistent/x", "--task-weights", bad])
+        assert isinstance(r.exception, UsageError) and "TASK=WEIGHT" in str(r.exception), bad
 
 
 def test_shapes_trace_names_the_asked_colour_nowhere():

@@ -42,6 +42,8 @@ def train(
     warmup: Annotated[int, typer.Option(help="Warmup steps.", min=0)] = 100,
     vision_lr_mult: Annotated[float, typer.Option(help="LR factor for the ViT and adapter.", min=0.0)] = 1.0,
     image_share: Annotated[float, typer.Option(help="Share of image-task examples.", min=0.0, max=1.0)] = 0.5,
+    task_weights: Annotated[str | None, typer.Option(
+        "--task-weights", help="Override task weights within their kind, e.g. add=2,grid=2.")] = None,
     vocab_size: Annotated[int, typer.Option(help="Tokenizer vocabulary (from scratch only).", min=267)] = 384,
     seed: Annotated[int, typer.Option(help="Seed of init and data.")] = 0,
     bf16: Annotated[bool, typer.Option("--bf16/--fp32", help="bf16 autocast (about 2x faster on CPU).")] = True,
@@ -69,12 +71,13 @@ def train(
         get_tasks(task_list)
     except ValueError as err:
         raise UsageError(f"--tasks: {err}") from None
+    weights = _parse_weights(task_weights)
     if init is not None and not (init / "config.json").is_file():
         raise UsageError(f"--init {init}: not a checkpoint folder (no config.json)")
     chats = load_chats(data) if data is not None else None
     cfg = trainer.TrainConfig(
         steps=steps, batch_size=batch_size, lr=lr, warmup=min(warmup, steps), vision_lr_mult=vision_lr_mult,
-        seed=seed, bf16=bf16, tasks=task_list, image_share=image_share, vocab_size=vocab_size,
+        seed=seed, bf16=bf16, tasks=task_list, image_share=image_share, task_weights=weights, vocab_size=vocab_size,
         eval_every=eval_every, save_every=save_every,
     )
     run = trainer.setup(cfg, out, preset_name=preset, init=init, chats=chats)
@@ -99,6 +102,25 @@ def train(
             typer.echo(json.dumps({"out": str(out), "step": run.step, "final": final}, indent=2))
         else:
             console.print(f"wrote {out} (step {run.step}, loss {final.get('loss', float('nan')):.4f})")
+
+
+def _parse_weights(text: str | None) -> dict[str, float]:
+    from bluelm_edge.train.tasks import TASKS
+
+    out: dict[str, float] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        name, _, value = item.partition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = -1.0
+        if name.strip() not in TASKS or weight < 0:
+            raise UsageError(f"--task-weights item {item!r}: give TASK=WEIGHT (weight >= 0, task one of "
+                             f"{', '.join(TASKS)}), e.g. add=2,grid=2")
+        out[name.strip()] = weight
+    return out
 
 
 def _eval_line(ev: dict[str, float]) -> str:

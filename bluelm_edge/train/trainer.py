@@ -48,6 +48,7 @@ class TrainConfig:
     bf16: bool = True
     tasks: list[str] = field(default_factory=list)  # empty: all
     image_share: float = 0.5  # share of image-task examples (when both kinds are trained)
+    task_weights: dict[str, float] = field(default_factory=dict)  # overrides of the registry's Task.weight
     no_think: float = 0.25
     cut: float = 0.15
     vocab_size: int = 384
@@ -182,7 +183,7 @@ def local_samples(run: Run, step: int) -> list[data.Sample]:
         pairs = data.chat_messages(run.chats, cfg.seed, step, cfg.batch_size)
     else:
         tasks = get_tasks(cfg.tasks)
-        weights = _task_weights(tasks, cfg.image_share)
+        weights = _task_weights(tasks, cfg.image_share, cfg.task_weights)
         mix = data.Mix(no_think=cfg.no_think, cut=cfg.cut)
         pairs = data.step_messages(cfg.seed, step, cfg.batch_size, tasks, weights, mix)
     per = cfg.batch_size // run.world
@@ -190,13 +191,15 @@ def local_samples(run: Run, step: int) -> list[data.Sample]:
     return [data.render_sample(m, run.tokenizer, run.config, think) for m, think in mine]
 
 
-def _task_weights(tasks, image_share: float) -> list[float]:
-    """Each task's share: `image_share` for the image tasks, the rest for text, split by weight."""
-    w_img = sum(t.weight for t in tasks if t.kind == "image")
-    w_txt = sum(t.weight for t in tasks if t.kind != "image")
+def _task_weights(tasks, image_share: float, overrides: dict[str, float] | None = None) -> list[float]:
+    """Each task's share: `image_share` for the image tasks, the rest for text, split by weight
+    (the registry's `Task.weight` unless `overrides` names the task)."""
+    w = {t.name: (overrides or {}).get(t.name, t.weight) for t in tasks}
+    w_img = sum(w[t.name] for t in tasks if t.kind == "image")
+    w_txt = sum(w[t.name] for t in tasks if t.kind != "image")
     if not w_img or not w_txt:
-        return [t.weight for t in tasks]
-    return [image_share * t.weight / w_img if t.kind == "image" else (1 - image_share) * t.weight / w_txt
+        return [w[t.name] for t in tasks]
+    return [image_share * w[t.name] / w_img if t.kind == "image" else (1 - image_share) * w[t.name] / w_txt
             for t in tasks]
 
 
