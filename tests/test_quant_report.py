@@ -73,25 +73,27 @@ def test_verified_decoding_gives_the_quantized_models_own_greedy_tokens():
 
 
 @pytest.mark.slow
-@pytest.mark.skip(reason="not yet run to completion: the quantized-graph evaluation decodes token by token and took "
-                  "over 25 min on the shared machine; issue 4 stays open until it is batched (benchmarks/RESULTS.md)")
 def test_trained_stand_in_meets_the_issue_thresholds():
-    """Issue 4's bar on the shipped checkpoint: the run of `eval --compare ... --limit 8` in
-    benchmarks/RESULTS.md (8 held-out examples, one a task: one example = 12.5 points) less the
-    budget-none generations (~50 tokens each through the fake-quant graphs: tens of minutes)."""
+    """Issue 4's bar on the shipped checkpoint, as the run of `eval --compare ... --limit 6` in
+    benchmarks/RESULTS.md: 6 held-out examples a task (48; one example = 2.1 points), greedy
+    accuracy at budgets 0 and none (decoded draft-and-verify), 16 default calibration samples."""
     import json
 
     from bluelm_edge.quant.report import compare_recipes
 
     r = compare_recipes(DEFAULT_MODEL_DIR, ["xnnpack-8da4w", "qnn-16a4w", "mediatek-a16w4"], samples=16,
-                        heldout=8, accuracy_examples=8, budgets=(0,))
+                        heldout=48, accuracy_examples=48, budgets=(0, None))
     print(json.dumps(r, indent=1))
     fp32 = r["fp32"]
+    assert fp32["accuracy_budget_none"] >= 0.75  # the stand-in answers (its own bar is issue 3's)
     x = r["recipes"]["xnnpack-8da4w"]
-    assert fp32["accuracy_budget_0"] - x["accuracy_budget_0"] <= 0.02
     assert x["perplexity"] <= 1.05 * fp32["perplexity"]
+    for key in ("accuracy_budget_0", "accuracy_budget_none"):
+        assert fp32[key] - x[key] <= 0.02, key
+        for name in ("qnn-16a4w", "mediatek-a16w4"):
+            assert fp32[key] - r["recipes"][name][key] <= 0.05, (name, key)
     for name in ("qnn-16a4w", "mediatek-a16w4"):
         q = r["recipes"][name]
-        assert fp32["accuracy_budget_0"] - q["accuracy_budget_0"] <= 0.05
         assert len(q["fallback_layers"]) == 4 and "before_recovery" in q
         assert q["kl"] < q["before_recovery"]["kl"]
+        assert q["size_bytes"] > q["before_recovery"]["size_bytes"]  # the fallback layers cost 8-bit weights
