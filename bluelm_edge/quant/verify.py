@@ -28,13 +28,16 @@ class VerifiedDecoder:
         self.draft_tokens, self.stop_ids = draft_tokens, set(stop_ids)
         self.verify_calls = 0  # whole-sequence calls of `run` (what the batching saves is per-token calls)
         self._embed_memo: dict[int, torch.Tensor] = {}
-        self._fed: list[torch.Tensor] = []
-        self._n = 0
+        self._fed: torch.Tensor | None = None  # [1, n, D] everything fed since reset()
         self._verified: torch.Tensor | None = None  # [1, L, D] embeds that `_logits` belongs to
         self._logits: torch.Tensor | None = None  # [L, V]
 
     def reset(self) -> None:
-        self._fed, self._n = [], 0
+        self._fed = None
+
+    @property
+    def _n(self) -> int:
+        return 0 if self._fed is None else self._fed.shape[1]
 
     def vision_encoder(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.run.vision_encoder(pixels)
@@ -51,16 +54,15 @@ class VerifiedDecoder:
     def text_decoder(self, embeds: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         if int(positions[0]) != self._n:
             raise ValueError(f"positions start at {int(positions[0])}, expected {self._n} (feed in order)")
-        self._fed.append(embeds)
-        self._n += embeds.shape[1]
+        self._fed = embeds if self._fed is None else torch.cat([self._fed, embeds], dim=1)
         if not self._covered():
-            self._verify(torch.cat(self._fed, dim=1))
+            self._verify(self._fed)
         return self._logits[self._n - 1][None]
 
     def _covered(self) -> bool:
         if self._verified is None or self._verified.shape[1] < self._n:
             return False
-        return torch.equal(self._verified[:, : self._n], torch.cat(self._fed, dim=1))
+        return torch.equal(self._verified[:, : self._n], self._fed)
 
     @torch.no_grad()
     def _verify(self, fed: torch.Tensor) -> None:
