@@ -170,7 +170,7 @@ def test_task_weights_option_rejects_bad_items():
     from bluelm_edge.cli.main import app
     from bluelm_edge.errors import UsageError
 
-    for bad in ("add=x", "nope=2", "add=-1", "add"):
+    for bad in ("add=x", "nope=2", "add=-1", "add=0", "add"):
         r = CliRunner().invoke(app, ["train", "--out", "/nonexistent/x", "--task-weights", bad])
         assert isinstance(r.exception, UsageError) and "TASK=WEIGHT" in str(r.exception), bad
 

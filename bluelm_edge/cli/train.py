@@ -116,8 +116,8 @@ def _parse_weights(text: str | None) -> dict[str, float]:
             weight = float(value)
         except ValueError:
             weight = -1.0
-        if name.strip() not in TASKS or weight < 0:
-            raise UsageError(f"--task-weights item {item!r}: give TASK=WEIGHT (weight >= 0, task one of "
+        if name.strip() not in TASKS or not weight > 0:
+            raise UsageError(f"--task-weights item {item!r}: give TASK=WEIGHT (weight > 0, task one of "
                              f"{', '.join(TASKS)}), e.g. add=2,grid=2")
         out[name.strip()] = weight
     return out

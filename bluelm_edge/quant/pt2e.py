@@ -96,7 +96,7 @@ def qnn_quantizer(recipe: Recipe, soc: str | None = None, fallback: Sequence[str
         part = recipe.part(name)
         if part["scheme"] != "fp32":
             qr._strategies.append(_qnn_strategy([pattern], part, priority=2))
-    high = _high_precision(recipe, fallback)
+    high = high_precision(recipe, fallback)
     if high:
         qr._strategies.append(_qnn_strategy(high[1], high[0], priority=3))
     if recipe.part("kv_cache")["scheme"] == "8bit":
@@ -122,7 +122,7 @@ def annotate_kv_8bit(gm: torch.fx.GraphModule) -> None:
             )
 
 
-def _high_precision(recipe: Recipe, fallback: Sequence[str]) -> tuple[dict, list[str]] | None:
+def high_precision(recipe: Recipe, fallback: Sequence[str]) -> tuple[dict, list[str]] | None:
     """(part, patterns) for layers kept at higher precision: recipe's sensitive + fallback layers."""
     patterns = list((recipe.sensitive_layers or {}).get("patterns", []))
     part = dict(recipe.sensitive_layers or {})
@@ -141,7 +141,7 @@ def mediatek_quantizer(recipe: Recipe, graph_part: str, fallback: Sequence[str] 
     precision = lambda scheme: getattr(mtk.Precision, scheme.upper())
     weight_spec = lambda scheme: qconfig.get_quant_config(precision(scheme), True, False).weight
     overrides: list[tuple[Callable[[torch.fx.Node], bool], Any]] = []
-    high = _high_precision(recipe, fallback)
+    high = high_precision(recipe, fallback)
     if high:
         pats = [re.compile(p) for p in high[1]]
         overrides.append((lambda n: any(p.search(module_path(n)) for p in pats), weight_spec(high[0]["scheme"])))

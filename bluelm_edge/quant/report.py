@@ -168,9 +168,9 @@ def task_accuracy(runner: QuantRunner, tokenizer, cfg, examples: list, budget: i
 def weight_bytes(model: nn.Module, recipe: Recipe | None, fallback: Sequence[str] = ()) -> int:
     """Estimated weight storage: fp32, or each sub-model's weight bits plus fp16 scales per
     group/block/channel; the recipe's sensitive layers and the fallback layers at their precision."""
-    from bluelm_edge.quant.pt2e import _high_precision
+    from bluelm_edge.quant.pt2e import high_precision
 
-    high = _high_precision(recipe, fallback) if recipe is not None else None
+    high = high_precision(recipe, fallback) if recipe is not None else None
     total = 0
     for name, p in model.named_parameters():
         bits, group = _param_bits(name, p, recipe, high)
