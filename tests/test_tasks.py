@@ -159,9 +159,9 @@ def test_task_weights_split_each_kind_by_weight():
     shares = dict(zip([t.name for t in tasks], _task_weights(tasks, 0.5), strict=True))
     assert sum(shares.values()) == pytest.approx(1.0)
     assert sum(shares[t.name] for t in tasks if t.kind == "image") == pytest.approx(0.5)
-    assert shares["count"] == pytest.approx(0.5 * 2.0 / 5.25)  # add 1 + arith 1.5 + sort 0.75 + count 2
-    assert _task_weights(get_tasks(["count", "add"]), 0.5) == [2.0, 1.0]  # one kind: the weights
-    assert _task_weights(get_tasks(["count", "add"]), 0.5, {"add": 3.0}) == [2.0, 3.0]  # --task-weights
+    assert shares["count"] == pytest.approx(0.5 * 1.75 / 6.25)  # add 2.5 + arith 1.5 + sort 0.5 + count 1.75
+    assert _task_weights(get_tasks(["count", "add"]), 0.5) == [1.75, 2.5]  # one kind: the weights
+    assert _task_weights(get_tasks(["count", "add"]), 0.5, {"add": 3.0}) == [1.75, 3.0]  # --task-weights
 
 
 def test_task_weights_option_rejects_bad_items():
@@ -180,3 +180,22 @@ def test_shapes_trace_names_the_asked_colour_nowhere():
     for ex in eval_examples("shapes", 50):
         assert "red" not in ex.trace and "blue" not in ex.trace
         assert ex.trace.count(".") == 9
+
+
+def test_grid_trace_keeps_where_the_asked_symbol_was_seen():
+    """Cells are written O/S/T/P/-, each step with the cell of the asked symbol so far (0 before)."""
+    for ex in eval_examples("grid", 50):
+        steps = ex.trace.split(" so ")[0].split(". ")
+        assert len(steps) == 9 and not any(s in ex.trace for s in images.SYMBOLS)
+        seen = [int(s.rstrip(".").split()[2]) for s in steps]
+        assert seen == [int(ex.answer) if i >= int(ex.answer) else 0 for i in range(1, 10)]
+
+
+def test_budget_cuts_favour_short_traces():
+    """Half the cuts fall in the first SHORT_CUT words, so small budgets are trained often."""
+    ex = TASKS["shapes"].make(random.Random(3))
+    n = len(ex.trace.split(" "))
+    kept = [len(data.example_messages(ex, "cut", random.Random(s))[1].thinking.split()) for s in range(400)]
+    short = sum(k < data.SHORT_CUT for k in kept) / len(kept)
+    assert 0.5 + 0.5 * data.SHORT_CUT / n - 0.08 < short < 0.5 + 0.5 * data.SHORT_CUT / n + 0.08
+    assert max(kept) >= n - 3  # long cuts still happen

@@ -24,6 +24,8 @@ from bluelm_edge.text.thinking import BUDGET_MESSAGE
 from bluelm_edge.text.tokenizer import Tokenizer, train_tokenizer
 from bluelm_edge.train.tasks import Example, Task, train_example
 
+SHORT_CUT = 12  # words: about 24 tokens of a trace
+
 
 @dataclass(frozen=True)
 class Mix:
@@ -61,8 +63,15 @@ def example_messages(ex: Example, form: str, rng: random.Random | None = None) -
     thinking, cut = ex.trace, False
     if form == "cut":
         words = ex.trace.split(" ")
-        thinking, cut = " ".join(words[: rng.randrange(len(words))]), True
+        thinking, cut = " ".join(words[: _cut_point(len(words), rng)]), True
     return [user, Message("assistant", ex.answer, thinking=thinking, thinking_truncated=cut)]
+
+
+def _cut_point(n_words: int, rng: random.Random) -> int:
+    """Words kept before the budget cut: uniform over the trace, and half the time within the first
+    SHORT_CUT words, so small budgets (8-16 tokens: a few trace steps) are trained as often as
+    large ones and a short trace does not answer worse than none."""
+    return rng.randrange(min(n_words, SHORT_CUT) if rng.random() < 0.5 else n_words)
 
 
 def draw_form(rng: random.Random, mix: Mix) -> str:

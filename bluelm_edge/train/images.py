@@ -16,7 +16,7 @@ CELL = 16  # one merged image token of the tiny preset (8-px patches, 2x2 merge)
 BACKGROUND = (255, 255, 255)
 INK = (0, 0, 0)
 COLOURS = {"red": (220, 30, 30), "blue": (30, 60, 220)}
-SYMBOLS = ("circle", "square", "triangle", "cross")
+SYMBOLS = ("circle", "square", "triangle", "plus")  # first letters differ: so do first tokens
 
 # Seven segments a..g as (x0, y0, x1, y1) in a 10x20 glyph box; a digit is the set it lights.
 _SEGMENTS = {
@@ -42,7 +42,7 @@ def _shape(draw: ImageDraw.ImageDraw, kind: str, box: tuple[int, int, int, int],
         draw.rectangle(box, fill=fill)
     elif kind == "triangle":
         draw.polygon([((x0 + x1) // 2, y0), (x1, y1), (x0, y1)], fill=fill)
-    elif kind == "cross":
+    elif kind == "plus":
         w = max(2, (x1 - x0) // 4)
         cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
         draw.rectangle((cx - w // 2, y0, cx + w // 2, y1), fill=fill)

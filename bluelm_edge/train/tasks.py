@@ -156,15 +156,20 @@ def make_img_compare(rng: random.Random) -> Example:
     return Example("img_compare", question, trace, answer, ("numbers", (top, bottom)))
 
 
+SYMBOL_MARKS = {"circle": "O", "square": "S", "triangle": "T", "plus": "P"}
+
+
 def make_grid(rng: random.Random) -> Example:
-    """Symbols in a 3x3 grid; the trace names what every cell holds, then where the target is."""
+    """Symbols in a 3x3 grid; the trace visits cells 1..9 with the symbol seen (O, S, T, P or -)
+    and the cell where the asked symbol has been seen so far (0 before it), as shapes keeps its
+    running count: each step is one local comparison, and the asked word occurs once in the context."""
     cells: list = [None] * 9
     syms = rng.sample(images.SYMBOLS, rng.randint(2, 4))
     for i, sym in zip(rng.sample(range(9), len(syms)), syms, strict=True):
         cells[i] = sym
     target = rng.choice(syms)
     where = cells.index(target) + 1
-    steps = [f"{i} {s or '-'}." for i, s in enumerate(cells, 1)]
+    steps = [f"{i} {SYMBOL_MARKS[s] if s else '-'} {where if i >= where else 0}." for i, s in enumerate(cells, 1)]
     question = f"Which cell (1-9) holds the {target}?"
     return Example("grid", question, " ".join(steps) + f" so {where}", str(where), ("grid", (cells,)))
 
@@ -172,14 +177,14 @@ def make_grid(rng: random.Random) -> Example:
 TASKS: dict[str, Task] = {
     t.name: t
     for t in (
-        Task("add", "text", True, 0.005, make_add),
+        Task("add", "text", True, 0.005, make_add, weight=2.5),
         Task("arith", "text", True, 0.07, make_arith, weight=1.5),
-        Task("sort", "text", False, 0.012, make_sort, weight=0.75),
-        Task("count", "text", False, 0.40, make_count, weight=2.0),
-        Task("shapes", "image", True, 0.29, make_shapes, weight=2.0),
+        Task("sort", "text", False, 0.012, make_sort, weight=0.5),
+        Task("count", "text", False, 0.40, make_count, weight=1.75),
+        Task("shapes", "image", True, 0.29, make_shapes, weight=1.5),
         Task("img_add", "image", True, 0.015, make_img_add),
         Task("img_compare", "image", False, 0.5, make_img_compare, weight=0.5),
-        Task("grid", "image", False, 0.125, make_grid, weight=1.5),
+        Task("grid", "image", False, 0.125, make_grid, weight=2.0),
     )
 }
 
