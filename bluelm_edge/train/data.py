@@ -31,8 +31,8 @@ SHORT_CUT = 12  # words: about 24 tokens of a trace
 class Mix:
     """How often each training form is drawn (the rest is plain thinking mode)."""
 
-    no_think: float = 0.25  # answer only, non-thinking template
-    cut: float = 0.15  # thinking cut at a random word, closed by the budget message
+    no_think: float = 0.2  # answer only, non-thinking template
+    cut: float = 0.25  # thinking cut at a random word, closed by the budget message
 
 
 @dataclass
@@ -68,10 +68,14 @@ def example_messages(ex: Example, form: str, rng: random.Random | None = None) -
 
 
 def _cut_point(n_words: int, rng: random.Random) -> int:
-    """Words kept before the budget cut: uniform over the trace, and half the time within the first
-    SHORT_CUT words, so small budgets (8-16 tokens: a few trace steps) are trained as often as
-    large ones and a short trace does not answer worse than none."""
-    return rng.randrange(min(n_words, SHORT_CUT) if rng.random() < 0.5 else n_words)
+    """Words kept before the budget cut. 45%: within the first SHORT_CUT words, so small budgets
+    (8-16 tokens: a few trace steps) are trained as often as large ones and a short trace does not
+    answer worse than none; 45%: anywhere; 10%: the whole trace, which the controller also closes
+    when a trace is exactly as long as the budget (the answer must not change then)."""
+    r = rng.random()
+    if r < 0.1:
+        return n_words
+    return rng.randrange(min(n_words, SHORT_CUT) if r < 0.55 else n_words)
 
 
 def draw_form(rng: random.Random, mix: Mix) -> str:

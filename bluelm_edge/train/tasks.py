@@ -177,10 +177,10 @@ def make_grid(rng: random.Random) -> Example:
 TASKS: dict[str, Task] = {
     t.name: t
     for t in (
-        Task("add", "text", True, 0.005, make_add, weight=2.5),
+        Task("add", "text", True, 0.005, make_add, weight=2.0),
         Task("arith", "text", True, 0.07, make_arith, weight=1.5),
         Task("sort", "text", False, 0.012, make_sort, weight=0.5),
-        Task("count", "text", False, 0.40, make_count, weight=1.75),
+        Task("count", "text", False, 0.40, make_count, weight=2.0),
         Task("shapes", "image", True, 0.29, make_shapes, weight=1.5),
         Task("img_add", "image", True, 0.015, make_img_add),
         Task("img_compare", "image", False, 0.5, make_img_compare, weight=0.5),
