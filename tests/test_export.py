@@ -123,7 +123,7 @@ def test_executorch_text_runner_matches_host(fp32_export, pte):
     pieces = _runner_pieces(lambda cb: runner.generate(tokenizer.decode(ids), gen_cfg, token_callback=cb),
                             tokenizer, ours)
     assert "".join(pieces) == tokenizer.decode(ours[: len(pieces)])
-    assert len(pieces) >= 4  # (all N_NEW unless a lone byte stopped the callback)
+    assert len(pieces) == len(ours) or "\ufffd" in tokenizer.decode([ours[len(pieces)]])  # all, or up to a lone byte
 
 
 def test_executorch_multimodal_runner_matches_host(fp32_export, pte):
