@@ -97,11 +97,13 @@ def materialize(args: argparse.Namespace, config, clock: Clock):
 
 
 def export_and_lower(args: argparse.Namespace, model, config, clock: Clock) -> bytes:
-    from bluelm_edge.export import contract, lower_xnnpack, programs
+    from bluelm_edge.export import contract, lower_xnnpack
+    from bluelm_edge.graphs import methods
+    from bluelm_edge.graphs.forms import graph_source
 
-    chunk = min(args.prefill_chunk, config.decoder.max_seq_len)
+    chunk = min(args.prefill_chunk or config.decoder.max_seq_len, config.decoder.max_seq_len)
     start = time.perf_counter()
-    progs = programs.export_methods(model, chunk, args.vision_batch)
+    progs = methods.export_methods(graph_source("xnnpack", model), chunk, args.vision_batch)
     clock.done("torch.export", start)
     start = time.perf_counter()
     pte = lower_xnnpack.lower(progs, contract.metadata(config, chunk, args.vision_batch))
@@ -149,7 +151,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--recipe", default="xnnpack-8da4w")
     ap.add_argument("--out", type=Path, default=Path("/tmp/bluelm-3b-bundle"))
     ap.add_argument("--max-context", type=int, default=512)
-    ap.add_argument("--prefill-chunk", type=int, default=128)
+    ap.add_argument("--prefill-chunk", type=int, default=None, help="default: the whole context")
     ap.add_argument("--vision-batch", type=int, default=1)
     ap.add_argument("--decoder-layers", type=int, default=None, help="override (scaling runs)")
     ap.add_argument("--vision-layers", type=int, default=None, help="override (scaling runs)")

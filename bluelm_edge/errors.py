@@ -33,3 +33,7 @@ class ImageError(BlueLMError):
 
 class DataError(BlueLMError):
     """Bad user data (JSONL chats, calibration sets, prompts files)."""
+
+
+class ContextError(UsageError, ValueError):
+    """A prompt that does not fit the model's context (checked before the runtime is called)."""

@@ -16,6 +16,7 @@ from typing import Protocol
 
 import torch
 
+from bluelm_edge.errors import ContextError
 from bluelm_edge.text.thinking import Emitted, ThinkingBudget
 
 
@@ -129,6 +130,13 @@ def _prefill(decoder: DecoderProtocol, embeds: torch.Tensor, start: int) -> torc
     return logits.reshape(-1)
 
 
+def check_fits(prompt_tokens: int, max_context: int) -> None:
+    """One clear line when a prompt leaves no room to generate in the context."""
+    if prompt_tokens >= max_context:
+        raise ContextError(f"prompt is {prompt_tokens} tokens but the context holds {max_context} (one more is "
+                           "needed to answer); shorten the prompt or export with a larger --max-context")
+
+
 # ---- the loop ----------------------------------------------------------------------------------
 @torch.no_grad()
 def generate(
@@ -148,11 +156,10 @@ def generate(
     result = GenerationResult()
     stats = result.stats
     t0 = time.perf_counter()
+    check_fits(len(prompt_ids), decoder.max_context)  # before any runtime call
     decoder.reset()
     embeds = prompt_embeddings(decoder, prompt_ids, images, image_token)
     stats.prompt_tokens = pos = embeds.shape[1]
-    if pos >= decoder.max_context:
-        raise ValueError(f"prompt ({pos} tokens) does not fit the context ({decoder.max_context})")
     logits = _prefill(decoder, embeds, 0)
     stats.prefill_s = time.perf_counter() - t0
     stop = set(stop_ids)

@@ -24,7 +24,7 @@ TextCallback = Callable[[str, str], None]
 
 
 class EagerDecoder:
-    """`DecoderProtocol` over the eager `BlueLM` module."""
+    """`DecoderProtocol` over the eager `BlueLM` module (or a graph form of it: same methods)."""
 
     def __init__(self, model: Any, max_prefill: int = 128) -> None:
         self.model = model.eval()

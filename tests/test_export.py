@@ -47,7 +47,7 @@ def test_metadata_constants(pte, fp32_export):
     assert pte.constant("get_eos_ids") == config.tokens.eos
     assert pte.constant("get_think_start_id") == 6 and pte.constant("get_image_token_id") == 9
     assert pte.constant("get_tile_size") == 64 and pte.constant("get_tokens_per_tile") == 16
-    assert pte.max_prefill == 128
+    assert pte.max_prefill == MAX_CONTEXT  # one dynamic call can fill the context
 
 
 @torch.no_grad()
@@ -96,20 +96,7 @@ def test_load_bundle_decoder(fp32_export):
     assert tokenizer.vocab_size == config.decoder.vocab_size
 
 
-def _runner_pieces(run, tokenizer, ours: list[int]) -> list[str]:
-    """The runner's streamed pieces. Random weights can sample a lone UTF-8 lead byte, which the
-    runner's Python callback cannot pass as str (UnicodeDecodeError): then the runner must have
-    agreed with us up to that token, and our token there must be such a byte (decodes to U+FFFD)."""
-    pieces: list[str] = []
-    try:
-        run(pieces.append)
-    except UnicodeDecodeError:
-        assert "\ufffd" in tokenizer.decode([ours[len(pieces)]]), (pieces, ours)
-        return pieces
-    return pieces
-
-
-def test_executorch_text_runner_matches_host(fp32_export, pte):
+def test_executorch_text_runner_matches_host(fp32_export, pte, collect_pieces):
     """TextLLMRunner (forward method) generates, greedily, the same text as our host runner."""
     from executorch.extension.llm.runner import GenerationConfig, TextLLMRunner
 
@@ -120,13 +107,13 @@ def test_executorch_text_runner_matches_host(fp32_export, pte):
     ours = generate(pte, ids, stop_ids=[config.tokens.eos], sampling=Sampling(max_new_tokens=N_NEW)).tokens
     runner = TextLLMRunner(str(result.out / "model.pte"), str(result.out / "tokenizer.json"))
     gen_cfg = GenerationConfig(echo=False, max_new_tokens=N_NEW, temperature=0.0, num_bos=0)
-    pieces = _runner_pieces(lambda cb: runner.generate(tokenizer.decode(ids), gen_cfg, token_callback=cb),
+    pieces = collect_pieces(lambda cb: runner.generate(tokenizer.decode(ids), gen_cfg, token_callback=cb),
                             tokenizer, ours)
     assert "".join(pieces) == tokenizer.decode(ours[: len(pieces)])
     assert len(pieces) == len(ours) or "\ufffd" in tokenizer.decode([ours[len(pieces)]])  # all, or up to a lone byte
 
 
-def test_executorch_multimodal_runner_matches_host(fp32_export, pte):
+def test_executorch_multimodal_runner_matches_host(fp32_export, pte, collect_pieces):
     """MultimodalRunner (vision_encoder, token_embedding, text_decoder) agrees with the host runner."""
     from executorch.extension.llm.runner import (
         GenerationConfig,
@@ -147,7 +134,7 @@ def test_executorch_multimodal_runner_matches_host(fp32_export, pte):
               make_text_input(tokenizer.decode(ids[last + 1 :]))]
     runner = MultimodalRunner(str(result.out / "model.pte"), str(result.out / "tokenizer.json"))
     gen_cfg = GenerationConfig(echo=False, max_new_tokens=N_NEW, temperature=0.0, num_bos=0)
-    pieces = _runner_pieces(lambda cb: runner.generate(inputs, gen_cfg, token_callback=cb), tokenizer, ours)
+    pieces = collect_pieces(lambda cb: runner.generate(inputs, gen_cfg, token_callback=cb), tokenizer, ours)
     assert "".join(pieces) == tokenizer.decode(ours[: len(pieces)])
 
 

@@ -8,7 +8,7 @@ import socket
 import pytest
 import torch
 
-from bluelm_edge.export import contract, lower_mediatek, lower_qnn, programs
+from bluelm_edge.export import archive, contract, lower_mediatek, lower_qnn
 from bluelm_edge.export.bundle import verify_bundle
 
 
@@ -61,7 +61,7 @@ def test_qnn_export_without_sdk(tmp_path, monkeypatch):
     assert sum(c for op, c in ops.items() if "index_copy" in op or "index_put" in op) == 8  # k, v x 4 layers
     assert any(op.startswith("quantized_decomposed.") for op in ops)
     assert cov["unsupported"] == sorted({o for m in cov["methods"].values() for o in m["unsupported"]})
-    progs, info = programs.load_programs(out / contract.PROGRAM_PT2)
+    progs, info = archive.load_programs(out / contract.PROGRAM_PT2)
     assert set(progs) == set(contract.METHODS) and info["soc"] == "SM8650"
     assert info["constants"]["get_max_seq_len"] == 128
     emb = progs["token_embedding"].module()(torch.tensor([[50]]))  # NPU graphs are static one-token

@@ -97,7 +97,7 @@ def test_qnn_old_htp_falls_back_to_per_channel(tiny):
     from bluelm_edge.quant.pt2e import quantize_graph
 
     model, _, calib = tiny
-    from bluelm_edge.export.programs import TextDecoder
+    from bluelm_edge.graphs.methods import TextDecoder
 
     e, p = calib.samples[0]["embeds"][:, :8], torch.arange(8)
     gm = quantize_graph(TextDecoder(model), (e, p), get_recipe("qnn-16a4w"), lambda g: g(e, p), soc="SM8350")

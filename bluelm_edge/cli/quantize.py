@@ -56,7 +56,7 @@ def quantize(
 def _run(folder: Path, recipe, calibration: Path | None, soc: str | None, out: Path) -> dict:
     import torch
 
-    from bluelm_edge.export import programs
+    from bluelm_edge.graphs import methods
     from bluelm_edge.io import atomic_dir
     from bluelm_edge.model.checkpoint import load_checkpoint
     from bluelm_edge.quant.api import quantize_for_backend
@@ -68,7 +68,7 @@ def _run(folder: Path, recipe, calibration: Path | None, soc: str | None, out: P
     calib = (load_calibration(calibration, cfg) if calibration else
              calibrate_in_memory(net, Tokenizer.from_file(folder / "tokenizer.json"), cfg, load_set(samples=16)))
     q = quantize_for_backend(net, cfg, recipe, calib, soc=soc)
-    progs = programs.export_methods(net, modules=q.modules)
+    progs = methods.export_methods(net, modules=q.modules)
     info = {"recipe": recipe.name, "backend": recipe.backend, "soc": soc or recipe.default_soc,
             "fallback": q.fallback, "methods": list(progs), "model": str(folder)}
     with atomic_dir(out) as tmp:

@@ -40,8 +40,7 @@ class PteDecoder:
         self.program = _runtime().load_program(
             str(self.path), enable_etdump=etdump, debug_buffer_size=0
         )
-        self._methods = {name: self.program.load_method(name) for name in contract.METHODS
-                         if name in self.program.method_names}
+        self._methods: dict[str, Any] = {}  # loaded on first use: each loaded method packs its own weights
         self.max_context = int(self.constant("get_max_context_len"))
         self.max_prefill = int(self.constant("get_max_prefill"))
         self.vision_batch = int(self.constant("get_vision_batch"))
@@ -52,6 +51,10 @@ class PteDecoder:
         return out[0] if len(out) == 1 else list(out)
 
     def _run(self, name: str, *inputs: torch.Tensor) -> torch.Tensor:
+        if name not in self._methods:
+            if name not in self.program.method_names:
+                raise BundleError(f"{self.path}: the program has no {name} method (exported --text-only?)")
+            self._methods[name] = self.program.load_method(name)
         return self._methods[name].execute([t.contiguous() for t in inputs])[0]
 
     def vision_encoder(self, pixels: torch.Tensor) -> torch.Tensor:

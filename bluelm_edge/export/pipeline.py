@@ -23,7 +23,9 @@ import torch
 
 from bluelm_edge import __version__
 from bluelm_edge.errors import BlueLMError, UsageError
-from bluelm_edge.export import bundle, contract, programs
+from bluelm_edge.export import archive, bundle, contract
+from bluelm_edge.graphs import methods
+from bluelm_edge.graphs.forms import FORM_VERSION
 from bluelm_edge.io import atomic_dir, sha256_file
 
 DEFAULT_RECIPES = {"xnnpack": "xnnpack-8da4w", "qnn": "qnn-16a4w", "mediatek": "mediatek-a16w4"}
@@ -51,8 +53,9 @@ class ExportOptions:
     force: bool = False
     calibration: Path | None = None  # calibration set (default: the shipped one)
     samples: int | None = 16
-    prefill_chunk: int = contract.DEFAULT_PREFILL_CHUNK
+    prefill_chunk: int | None = None  # XNNPACK: longest text_decoder call (None: the whole context)
     vision_batch: int = contract.DEFAULT_VISION_BATCH
+    text_only: bool = False  # no vision_encoder method (text-only checkpoints, peers benchmarks)
     seed: int = 0
     benchmark: bool = True
 
@@ -148,8 +151,9 @@ def load_source(opts: ExportOptions) -> tuple[Any, Any, Any, Path | None]:
 def cache_key(opts: ExportOptions, config: Any) -> str:
     """sha256 over everything the lowered artifact depends on."""
     parts: dict[str, Any] = {"version": __version__, "config": config.to_dict(), "backend": opts.backend,
-                             "soc": opts.soc, "recipe": _recipe_dict(opts.recipe), "chunk": opts.prefill_chunk,
-                             "vision_batch": opts.vision_batch, "samples": opts.samples}
+                             "soc": opts.soc, "recipe": _recipe_dict(opts.recipe), "chunk": prefill_chunk(opts, config),
+                             "vision_batch": opts.vision_batch, "samples": opts.samples, "text_only": opts.text_only,
+                             "graph": FORM_VERSION}
     if opts.preset is not None:
         parts["preset"] = [opts.preset, opts.seed]
     else:
@@ -190,7 +194,7 @@ def run_export(opts: ExportOptions, show: bool = True) -> ExportResult:
         with st.stage("load checkpoint"):
             model, config, tokenizer, _ = load_source(opts)
             if opts.max_context:
-                programs.set_max_context(model, opts.max_context)
+                methods.set_max_context(model, opts.max_context)
         key = cache_key(opts, config)
         cdir = cache_dir(opts, key)
         cached = (cdir / "done.json").is_file() and not opts.force
@@ -211,15 +215,22 @@ def run_export(opts: ExportOptions, show: bool = True) -> ExportResult:
 
 
 def prefill_chunk(opts: ExportOptions, config: Any) -> int:
-    """XNNPACK: dynamic chunks up to opts.prefill_chunk; NPU backends need static one-token graphs."""
+    """XNNPACK: one dynamic call of up to the whole context (what ExecuTorch's runners send);
+    NPU backends: static one-token graphs."""
     if opts.backend != "xnnpack":
         return contract.NPU_PREFILL_CHUNK
-    return min(opts.prefill_chunk, config.decoder.max_seq_len)
+    return min(opts.prefill_chunk or config.decoder.max_seq_len, config.decoder.max_seq_len)
+
+
+def method_names(opts: ExportOptions) -> list[str]:
+    return [m for m in contract.METHODS if not (opts.text_only and m == contract.VISION_ENCODER)]
 
 
 def build_artifacts(opts: ExportOptions, model: Any, config: Any, tokenizer: Any, st: Stages, cdir: Path) -> None:
-    """Calibrate, quantize, export and lower into the cache folder (atomically)."""
-    chunk = prefill_chunk(opts, config)
+    """Calibrate, quantize, transform, export and lower into the cache folder (atomically)."""
+    from bluelm_edge.graphs.forms import graph_source
+
+    chunk, names = prefill_chunk(opts, config), method_names(opts)
     modules, calib, reference = None, None, None
     if opts.recipe != FP32:
         with st.stage("calibrate"):
@@ -229,9 +240,12 @@ def build_artifacts(opts: ExportOptions, model: Any, config: Any, tokenizer: Any
             from bluelm_edge.quant.api import quantize_for_backend
 
             modules = quantize_for_backend(model, config, opts.recipe, calib, soc=opts.soc, prefill_chunk=chunk,
-                                           vision_batch=opts.vision_batch).modules
+                                           vision_batch=opts.vision_batch, methods=names).modules
+    source = graph_source(opts.backend, model)  # the source transform: same (quantized) tensors
+    if opts.backend == "xnnpack":
+        modules = methods.wrappers(source, names)
     with st.stage("torch.export"):
-        progs = programs.export_methods(model, chunk, opts.vision_batch, modules=modules)
+        progs = methods.export_methods(source, chunk, opts.vision_batch, modules=modules)
     meta = contract.metadata(config, chunk, opts.vision_batch)
     with atomic_dir(cdir) as tmp:
         with st.stage(f"lower ({opts.backend})"):
@@ -267,7 +281,7 @@ def lower_into(folder: Path, opts: ExportOptions, progs: dict, meta: dict) -> st
     atomic_write_text(folder / contract.COVERAGE_JSON,
                       json.dumps(coverage.report(opts.backend, edge, supported), indent=2) + "\n")
     info = {"backend": opts.backend, "soc": opts.soc, "recipe": opts.recipe}
-    programs.save_programs(folder / contract.PROGRAM_PT2, progs, meta, info)
+    archive.save_programs(folder / contract.PROGRAM_PT2, progs, meta, info)
     missing = vendor.missing_sdk()
     if missing is None:
         atomic_write_bytes(folder / contract.MODEL_PTE, vendor.lower(progs, meta, opts.soc))
@@ -382,7 +396,7 @@ def lower_bundle(bundle_dir: Path, soc: str | None = None, show: bool = True) ->
         raise SdkMissingError(missing.replace("BUNDLE", str(bundle_dir)))
     st = Stages(show)
     with st.progress, st.stage(f"lower ({manifest['backend']})"):
-        progs, info = programs.load_programs(bundle_dir / contract.PROGRAM_PT2)
+        progs, info = archive.load_programs(bundle_dir / contract.PROGRAM_PT2)
         pte = vendor.lower(progs, info["constants"], soc or manifest["soc"])
     config = BlueLMConfig.load(bundle_dir / contract.CONFIG_JSON)
     tokenizer = Tokenizer.from_file(bundle_dir / contract.TOKENIZER_JSON)

@@ -245,7 +245,24 @@ def tiny() -> BlueLMConfig:
     ).validate()
 
 
-PRESETS = {"bluelm-2.5-3b": bluelm_2_5_3b, "tiny": tiny}
+def geometry() -> BlueLMConfig:
+    """The 3B model's geometry at a size CI can export: 378-px tiles of 14-px patches (27 x 27,
+    padded to 28 and merged 2x2 -> 196 tokens a tile), grouped-query attention 4:1, 4 AnyRes tiles,
+    a 1024-token context; one ViT layer and two decoder layers of width 128. Tests use it to run
+    real-size images and long prompts through ExecuTorch's runners."""
+    return BlueLMConfig(
+        name="bluelm-geometry",
+        vision=VisionConfig(image_size=378, patch_size=14, width=64, layers=1, heads=2, mlp_dim=128),
+        adapter=AdapterConfig(merge=2),
+        decoder=DecoderConfig(
+            vocab_size=1024, dim=128, layers=2, heads=8, kv_heads=2, ffn_dim=256,
+            rope_theta=1_000_000.0, norm_eps=1e-6, max_seq_len=1024, tie_embeddings=False,
+        ),
+        max_tiles=4,
+    ).validate()
+
+
+PRESETS = {"bluelm-2.5-3b": bluelm_2_5_3b, "tiny": tiny, "geometry": geometry}
 
 
 def preset(name: str) -> BlueLMConfig:

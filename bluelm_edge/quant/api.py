@@ -5,13 +5,13 @@
         -> QuantizedMethods(modules={method name: module}, fallback=[...], recipe=Recipe)
 
 - xnnpack: torchao `quantize_` on the eager `model` IN PLACE; `modules` are the export wrappers
-  (`export.programs.wrappers(model)`) over the quantized model.
+  (`graphs.methods.wrappers`) over the XNNPACK graph form of the quantized model.
 - qnn / mediatek: each contract method's wrapper is exported with the runner's dynamic shapes,
   prepared with the vendor quantizer, calibrated with the captured inputs (text_decoder and
   forward in chunks of `prefill_chunk` at their real positions; vision in batches of
   `vision_batch` tiles) and converted; `modules` are those converted GraphModules.
 
-Either way, pass `modules` to `export.programs.export_methods(model, ..., modules=modules)`.
+Either way, pass `modules` to `graphs.methods.export_methods(model, ..., modules=modules)`.
 `fallback` lists the decoder linears the mixed-precision recovery kept at higher precision.
 """
 
@@ -52,7 +52,8 @@ def quantize_for_backend(
     fallback: Sequence[str] | None = None,
 ) -> QuantizedMethods:
     """Quantize every contract method of `model` per `recipe` (see the module docstring)."""
-    from bluelm_edge.export import contract, programs
+    from bluelm_edge.export import contract
+    from bluelm_edge.graphs import methods as graph
     from bluelm_edge.quant.recovery import choose_fallback
 
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
@@ -60,18 +61,19 @@ def quantize_for_backend(
     vbatch = vision_batch or contract.DEFAULT_VISION_BATCH
     methods = list(methods or contract.METHODS)
     fallback = list(fallback) if fallback is not None else choose_fallback(model, recipe, calibration)
-    wrappers = {k: v for k, v in programs.wrappers(model).items() if k in methods}
+    wrappers = {k: v for k, v in graph.wrappers(model).items() if k in methods}
     if recipe.backend == "xnnpack":
+        from bluelm_edge.graphs.forms import graph_source
         from bluelm_edge.quant.xnnpack import quantize_xnnpack_
 
         quantize_xnnpack_(model, recipe, fallback)
-        return QuantizedMethods(wrappers, recipe, fallback)
+        return QuantizedMethods(graph.wrappers(graph_source("xnnpack", model), methods), recipe, fallback)
     if calibration is None:
         from bluelm_edge.errors import UsageError
 
         raise UsageError(f"recipe {recipe.name} needs calibration data; run bluelm-edge calibrate first")
-    inputs = programs.example_inputs(model, chunk, vbatch)
-    shapes = programs.dynamic_shapes(chunk)
+    inputs = graph.example_inputs(model, chunk, vbatch)
+    shapes = graph.dynamic_shapes(chunk)
     out = {}
     for name, module in wrappers.items():
         feed = calibration_feed(name, calibration, chunk, vbatch)

@@ -92,12 +92,12 @@ def build_variant(model: nn.Module, recipe: Recipe, calib: Calibration, fallback
         from bluelm_edge.quant.xnnpack import quantize_xnnpack_
 
         return QuantRunner(quantize_xnnpack_(qmodel, recipe, fallback))
-    from bluelm_edge.export import programs
+    from bluelm_edge.graphs import methods
     from bluelm_edge.quant.api import calibration_feed
     from bluelm_edge.quant.pt2e import quantize_graph
 
-    wrappers = programs.wrappers(qmodel)
-    examples = programs.example_inputs(qmodel, 128, 1)
+    wrappers = methods.wrappers(qmodel)
+    examples = methods.example_inputs(qmodel, 128, 1)
     seq = torch.export.Dim("seq", min=1, max=qmodel.cfg.decoder.max_seq_len)
     specs = {
         "vision_encoder": (wrappers["vision_encoder"], examples["vision_encoder"], None, "vision"),

@@ -1,6 +1,8 @@
-"""Exportable programs: one small `nn.Module` per contract method, all over the same `BlueLM`.
+"""Exportable methods: one small `nn.Module` per contract method, all over the same source.
 
-Every wrapper holds the model under the same attribute, so the KV-cache buffers have the same
+A source is the eager `BlueLM` or a backend's graph form of it (`graphs.xnnpack.XnnpackForm`):
+anything with `cfg`, `reset_cache()` and the contract methods. Every wrapper holds the source
+under the same attribute, so the KV-cache buffers have the same
 names in each exported method and `MemoryPlanningPass(share_mutable_buffers=True)` gives them one
 allocation (prefill, decode and `forward` then see one cache). `export_methods` runs
 `torch.export` per method with the dynamic shapes of the runner convention (see
@@ -8,6 +10,8 @@ allocation (prefill, decode and `forward` then see one cache). `export_methods` 
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -17,9 +21,11 @@ from bluelm_edge.errors import UsageError
 from bluelm_edge.export import contract
 from bluelm_edge.model.vlm import BlueLM
 
+Source = nn.Module  # BlueLM or a graph form: cfg, reset_cache(), vision_encoder, token_embedding, text_decoder
+
 
 class VisionEncoder(nn.Module):
-    def __init__(self, model: BlueLM) -> None:
+    def __init__(self, model: Source) -> None:
         super().__init__()
         self.model = model
 
@@ -28,7 +34,7 @@ class VisionEncoder(nn.Module):
 
 
 class TokenEmbedding(nn.Module):
-    def __init__(self, model: BlueLM) -> None:
+    def __init__(self, model: Source) -> None:
         super().__init__()
         self.model = model
 
@@ -37,7 +43,7 @@ class TokenEmbedding(nn.Module):
 
 
 class TextDecoder(nn.Module):
-    def __init__(self, model: BlueLM) -> None:
+    def __init__(self, model: Source) -> None:
         super().__init__()
         self.model = model
 
@@ -48,7 +54,7 @@ class TextDecoder(nn.Module):
 class Forward(nn.Module):
     """`forward(tokens, positions)` for TextLLMRunner: embedding then decoder, same KV buffers."""
 
-    def __init__(self, model: BlueLM) -> None:
+    def __init__(self, model: Source) -> None:
         super().__init__()
         self.model = model
 
@@ -67,7 +73,7 @@ def set_max_context(model: BlueLM, max_context: int) -> None:
     model.decoder.init_buffers(dtype, None)
 
 
-def example_inputs(model: BlueLM, prefill_chunk: int, vision_batch: int) -> dict[str, tuple]:
+def example_inputs(model: Source, prefill_chunk: int, vision_batch: int) -> dict[str, tuple]:
     """Example inputs per method (a dynamic L is traced at 2 so it stays symbolic; static chunk 1 at 1)."""
     cfg = model.cfg
     s, d = cfg.vision.image_size, cfg.decoder.dim
@@ -95,62 +101,32 @@ def dynamic_shapes(prefill_chunk: int) -> dict[str, object]:
     }
 
 
-def wrappers(model: BlueLM) -> dict[str, nn.Module]:
-    return {
-        contract.VISION_ENCODER: VisionEncoder(model),
-        contract.TOKEN_EMBEDDING: TokenEmbedding(model),
-        contract.TEXT_DECODER: TextDecoder(model),
-        contract.FORWARD: Forward(model),
-    }
+def wrappers(source: Source, names: Sequence[str] = contract.METHODS) -> dict[str, nn.Module]:
+    """{method name: exportable module} over `source`, for the contract methods in `names`."""
+    kinds = {contract.VISION_ENCODER: VisionEncoder, contract.TOKEN_EMBEDDING: TokenEmbedding,
+             contract.TEXT_DECODER: TextDecoder, contract.FORWARD: Forward}
+    return {name: kinds[name](source) for name in names}
 
 
 def export_methods(
-    model: BlueLM,
+    source: Source,
     prefill_chunk: int = contract.DEFAULT_PREFILL_CHUNK,
     vision_batch: int = contract.DEFAULT_VISION_BATCH,
     modules: dict[str, nn.Module] | None = None,
 ) -> dict[str, ExportedProgram]:
     """`torch.export` each contract method (under no_grad, cache zeroed) -> {name: program}.
 
-    `modules` replaces the wrappers (e.g. vendor-quantized GraphModules of the same methods).
+    `modules` replaces the wrappers (e.g. vendor-quantized GraphModules of the same methods, or
+    wrappers over a graph form); `source` gives the shapes and the cache to zero.
     """
-    prefill_chunk = min(prefill_chunk, model.cfg.decoder.max_seq_len)
-    inputs = example_inputs(model, prefill_chunk, vision_batch)
+    prefill_chunk = min(prefill_chunk, source.cfg.decoder.max_seq_len)
+    inputs = example_inputs(source, prefill_chunk, vision_batch)
     shapes = dynamic_shapes(prefill_chunk)
-    modules = modules or wrappers(model)
+    modules = modules or wrappers(source)
     out = {}
     with torch.no_grad():
         for name, module in modules.items():
-            model.reset_cache()
+            source.reset_cache()
             out[name] = torch.export.export(module, inputs[name], dynamic_shapes=shapes[name], strict=False)
-    model.reset_cache()
+    source.reset_cache()
     return out
-
-
-# ---- the lowering-ready archive (program.pt2) ------------------------------------------------
-def save_programs(path, programs: dict[str, ExportedProgram], metadata: dict, info: dict) -> None:
-    """One zip: `<method>.pt2` (`torch.export.save`) per method + `metadata.json` (constants, soc, ...)."""
-    import io
-    import json
-    import zipfile
-
-    from bluelm_edge.io import atomic_path
-
-    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
-        for name, program in programs.items():
-            buf = io.BytesIO()
-            torch.export.save(program, buf)
-            zf.writestr(f"{name}.pt2", buf.getvalue())
-        zf.writestr("metadata.json", json.dumps({"constants": metadata, **info}, indent=2))
-
-
-def load_programs(path) -> tuple[dict[str, ExportedProgram], dict]:
-    """(programs, {"constants": ..., ...}) from a `save_programs` archive."""
-    import io
-    import json
-    import zipfile
-
-    with zipfile.ZipFile(path) as zf:
-        info = json.loads(zf.read("metadata.json"))
-        programs = {n[:-4]: torch.export.load(io.BytesIO(zf.read(n))) for n in zf.namelist() if n.endswith(".pt2")}
-    return programs, info

@@ -1,0 +1,21 @@
+"""Which graph form each backend exports: the source-transform stage of the export.
+
+XNNPACK runs `XnnpackForm` (ExecuTorch's LLM custom ops); the NPU backends keep the eager
+`BlueLM` form, static shapes and all, until their own forms land. Every form shares the model's
+parameter tensors, so quantizing the model in place quantizes the form.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+FORM_VERSION = 2  # bump when a form's graph changes: export caches are keyed by it
+
+
+def graph_source(backend: str, model: nn.Module) -> nn.Module:
+    """The module whose contract methods `backend` exports (see the module docstring)."""
+    if backend == "xnnpack":
+        from bluelm_edge.graphs.xnnpack import XnnpackForm
+
+        return XnnpackForm(model)
+    return model
