@@ -294,10 +294,10 @@ def worker_et(pte: str, tokenizer: str) -> None:
         t0 = time.perf_counter()
         runner.generate(req["prompt"], cfg, stats_callback=lambda s: stats.update(_stats_dict(s)))
         wall = time.perf_counter() - t0
-        s = stats
-        pre_ms = s["prompt_eval_end_ms"] - s["token_encode_end_ms"]
+        s = stats  # num_generated_tokens: decode-step tokens, after the one sampled from the prefill
+        pre_ms = s["prompt_eval_end_ms"] - s["inference_start_ms"]  # token_encode_end_ms is left 0
         dec_ms = s["inference_end_ms"] - s["first_token_ms"]
-        n_dec = s["num_generated_tokens"] - 1
+        n_dec = s["num_generated_tokens"]
         return {"n_prompt": s["num_prompt_tokens"], "n_decode": n_dec, "prefill_ms": pre_ms, "decode_ms": dec_ms,
                 "prefill_tok_s": s["num_prompt_tokens"] / pre_ms * 1e3, "decode_tok_s": n_dec / dec_ms * 1e3,
                 "ttft_ms": s["first_token_ms"] - s["inference_start_ms"],
