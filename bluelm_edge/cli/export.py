@@ -37,6 +37,7 @@ def export(
     preset: Annotated[str | None, typer.Option(help="Export a randomly initialised preset instead of --model.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Redo every stage, ignoring the cache.")] = False,
     no_benchmark: Annotated[bool, typer.Option("--no-benchmark", help="Skip the host decode speed run.")] = False,
+    text_only: Annotated[bool, typer.Option("--text-only", help="Leave out vision_encoder (text prompts only).")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Export a checkpoint to an ExecuTorch bundle: calibrate, quantize, lower, write, verify, benchmark.
@@ -49,7 +50,8 @@ def export(
 
     _check_soc(backend, soc)
     opts = ExportOptions(model=model, preset=preset, backend=backend, soc=soc, recipe=recipe, max_context=max_context,
-                         out=out, force=force, calibration=calibration, samples=samples, benchmark=not no_benchmark)
+                         out=out, force=force, calibration=calibration, samples=samples, benchmark=not no_benchmark,
+                         text_only=text_only)
     result = run_export(opts, show=not json_out)
     if json_out:
         typer.echo(json.dumps(result.summary(), indent=2))

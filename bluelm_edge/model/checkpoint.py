@@ -241,8 +241,15 @@ def load_into(
         with _open(path) as f:
             for theirs, ours in keys.items():
                 t = f.get_tensor(theirs)
-                state[ours] = t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
+                state[ours] = _aligned(t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype))
         module.load_state_dict(state, strict=False, assign=True)
+
+
+def _aligned(t: torch.Tensor) -> torch.Tensor:
+    """`t` at a 64-byte aligned address. safetensors hands out tensors at the file's offsets; BLAS
+    kernels pick other code paths (and other rounding) for unaligned operands, so an unaligned
+    weight gives a loaded model other logits than the same weights built in memory."""
+    return t.clone() if t.device.type == "cpu" and t.data_ptr() % 64 else t
 
 
 # ---- our checkpoints -----------------------------------------------------------------------
