@@ -96,7 +96,7 @@ def materialize(args: argparse.Namespace, config, clock: Clock):
     return model, params
 
 
-def export_and_lower(args: argparse.Namespace, model, config, clock: Clock) -> bytes:
+def export_and_lower(args: argparse.Namespace, model, config, clock: Clock, pte_path: Path) -> int:
     from bluelm_edge.export import contract, lower_xnnpack
     from bluelm_edge.graphs import methods
     from bluelm_edge.graphs.forms import graph_source
@@ -106,21 +106,22 @@ def export_and_lower(args: argparse.Namespace, model, config, clock: Clock) -> b
     progs = methods.export_methods(graph_source("xnnpack", model), chunk, args.vision_batch)
     clock.done("torch.export", start)
     start = time.perf_counter()
-    pte = lower_xnnpack.lower(progs, contract.metadata(config, chunk, args.vision_batch))
+    size = lower_xnnpack.lower(progs, contract.metadata(config, chunk, args.vision_batch), pte_path)
     clock.done("lower (xnnpack) + to_executorch", start)
-    return pte
+    return size
 
 
-def write_bundle(args: argparse.Namespace, config, pte: bytes, clock: Clock) -> dict:
-    from bluelm_edge.export import bundle, contract
+def work_dir(args: argparse.Namespace) -> Path:
+    return args.out.parent / f".{args.out.name}.scale-work"
+
+
+def write_bundle(args: argparse.Namespace, config, clock: Clock) -> dict:
+    from bluelm_edge.export import bundle
     from bluelm_edge.export.pipeline import ExportOptions, write_from_cache
-    from bluelm_edge.io import atomic_dir
     from bluelm_edge.text.tokenizer import default_tokenizer
 
     start = time.perf_counter()
-    work = args.out.parent / f".{args.out.name}.scale-work"
-    with atomic_dir(work) as tmp:
-        (tmp / contract.MODEL_PTE).write_bytes(pte)
+    work = work_dir(args)
     opts = ExportOptions(preset=args.preset, recipe=args.recipe, out=args.out, vision_batch=args.vision_batch,
                          max_context=args.max_context, seed=args.seed)
     manifest = write_from_cache(opts, config, default_tokenizer(), work)
@@ -170,13 +171,11 @@ def main(argv: list[str] | None = None) -> dict:
     clock = Clock()
     config = build_config(args)
     model, params = materialize(args, config, clock)
-    pte = export_and_lower(args, model, config, clock)
+    work_dir(args).mkdir(parents=True, exist_ok=True)
+    pte_bytes = export_and_lower(args, model, config, clock, work_dir(args) / "model.pte")
     del model
     gc.collect()
-    manifest = write_bundle(args, config, pte, clock)
-    pte_bytes = len(pte)
-    del pte
-    gc.collect()
+    manifest = write_bundle(args, config, clock)
     host = host_run(args, clock)
     result = {
         "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),

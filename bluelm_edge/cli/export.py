@@ -37,7 +37,7 @@ def export(
     preset: Annotated[str | None, typer.Option(help="Export a randomly initialised preset instead of --model.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Redo every stage, ignoring the cache.")] = False,
     no_benchmark: Annotated[bool, typer.Option("--no-benchmark", help="Skip the host decode speed run.")] = False,
-    text_only: Annotated[bool, typer.Option("--text-only", help="Leave out vision_encoder (text prompts only).")] = False,
+    text_only: Annotated[bool, typer.Option("--text-only", help="No vision_encoder (text only).")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Export a checkpoint to an ExecuTorch bundle: calibrate, quantize, lower, write, verify, benchmark.

@@ -7,6 +7,7 @@ planning with `share_mutable_buffers=True` so every method sees the same KV cach
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,10 +27,14 @@ def backend_config() -> Any:
     )
 
 
-def lower(programs: dict[str, ExportedProgram], metadata: dict[str, Any]) -> bytes:
-    """`to_edge_transform_and_lower` with the XNNPACK partitioner, then `to_executorch` -> bytes."""
+def lower(programs: dict[str, ExportedProgram], metadata: dict[str, Any], path: Path) -> int:
+    """`to_edge_transform_and_lower` with the XNNPACK partitioner, then `to_executorch`, written
+    atomically to `path` without first joining the program into one bytes object (at 3B that copy is
+    gigabytes of peak memory). Returns the file's size."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
+
+    from bluelm_edge.io import atomic_path
 
     with torch.no_grad():
         edge = to_edge_transform_and_lower(
@@ -38,4 +43,8 @@ def lower(programs: dict[str, ExportedProgram], metadata: dict[str, Any]) -> byt
             constant_methods=metadata,
             compile_config=EdgeCompileConfig(_check_ir_validity=False),
         )
-        return edge.to_executorch(backend_config()).buffer
+        program = edge.to_executorch(backend_config())
+        del edge
+        with atomic_path(Path(path)) as tmp, open(tmp, "wb") as f:
+            program.write_to_file(f)
+    return Path(path).stat().st_size

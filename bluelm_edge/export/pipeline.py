@@ -271,7 +271,7 @@ def lower_into(folder: Path, opts: ExportOptions, progs: dict, meta: dict) -> st
     if opts.backend == "xnnpack":
         from bluelm_edge.export import lower_xnnpack
 
-        atomic_write_bytes(folder / contract.MODEL_PTE, lower_xnnpack.lower(progs, meta))
+        lower_xnnpack.lower(progs, meta, folder / contract.MODEL_PTE)
         return None
     from bluelm_edge.export import coverage
 
