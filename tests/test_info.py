@@ -52,10 +52,10 @@ def test_unknown_preset_is_one_line_naming_the_choices():
     out = CliRunner().invoke(app, ["info", "--preset", "nope"])
     assert out.exit_code == 1
     assert isinstance(out.exception, ConfigError)
-    assert str(out.exception) == "unknown preset 'nope'; choose one of: bluelm-2.5-3b, tiny"
+    assert str(out.exception) == "unknown preset 'nope'; choose one of: bluelm-2.5-3b, tiny, geometry"
     proc = subprocess.run(
         [sys.executable, "-m", "bluelm_edge.cli.main", "info", "--preset", "nope"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "QNN_SDK_ROOT": ""},
     )
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines() == ["error: unknown preset 'nope'; choose one of: bluelm-2.5-3b, tiny"]
+    assert proc.stderr.strip().splitlines() == ["error: unknown preset 'nope'; choose one of: bluelm-2.5-3b, tiny, geometry"]
