@@ -38,6 +38,8 @@ def test_xnnpack_form_logits_match_eager(variant):
     form = XnnpackForm(model)
     gen = torch.Generator().manual_seed(1)
     ids = torch.randint(11, model.cfg.decoder.vocab_size, (1, 37), generator=gen)
+    pixels = torch.randn(2, 3, 64, 64, generator=gen)
+    assert (form.vision_encoder(pixels) - model.vision_encoder(pixels)).abs().max() < 1e-4
     emb = model.token_embedding(ids)
     assert torch.equal(form.token_embedding(ids), emb)
     ref = model.text_decoder(emb, torch.arange(37))

@@ -10,7 +10,8 @@
   no mask tensor);
 - RMSNorm's mean and RoPE's rotate-half as matmuls by constants, so no slice or reshape of the
   dynamic-length activations cuts the delegate between them;
-- the output head applied to the last position only.
+- the output head applied to the last position only;
+- the vision tower as `xnnpack_vision.VisionForm` (LayerNorm and attention the delegate takes whole).
 
 Positions follow the runner convention (`positions[L]`, start..start+L-1, or `[start]`); only the
 first is read. The eager model keeps its own form (and its own cache buffers); parity with it is
@@ -23,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bluelm_edge.graphs.xnnpack_vision import VisionForm
 from bluelm_edge.model.decoder import RMSNorm, rope_tables
 
 
@@ -116,7 +118,7 @@ class XnnpackForm(nn.Module):
         self.cfg = model.cfg
         d = model.cfg.decoder
         self.max_seq_len = d.max_seq_len
-        self.vision, self.adapter = model.vision, model.adapter
+        self.vision, self.adapter = VisionForm(model.vision), model.adapter
         self.embed = model.decoder.embed
         self.embed_norm = model.decoder.embed_norm if d.embed_norm else None
         self.layers = nn.ModuleList(Block(layer, d.max_seq_len) for layer in model.decoder.layers)
