@@ -146,6 +146,28 @@ def host_run(args: argparse.Namespace, clock: Clock) -> dict:
     return {k: round(float(run[k]), 2) for k in keys}
 
 
+def bandwidth_gbs(mib: int = 1024, rounds: int = 5) -> float:
+    """Best of `rounds` copies of a `mib` MiB float32 tensor (read + write), GB/s, this process's threads."""
+    src = torch.ones(mib * 2**18)
+    dst = torch.empty_like(src)
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        dst.copy_(src)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * src.numel() * 4 / best / 1e9
+
+
+def roofline(pte_bytes: int, params: dict, host: dict) -> dict:
+    """Decode as a fraction of the copy-bandwidth roofline. Bytes read per token ~ the .pte minus what
+    a decode step does not read: the vision tower, adapter and embedding table (8-bit: ~1 byte each)."""
+    gbs = bandwidth_gbs()
+    per_token = pte_bytes - params["vision"] - params["adapter"] - params["decoder_embedding"]
+    ceiling = gbs * 1e9 / per_token
+    return {"bandwidth_gbs": round(gbs, 2), "bytes_per_token": per_token, "roofline_tok_s": round(ceiling, 2),
+            "fraction_of_roofline": round(host["decode_tok_s"] / ceiling, 3), "loadavg": os.getloadavg()}
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="bluelm-2.5-3b")
@@ -185,7 +207,8 @@ def main(argv: list[str] | None = None) -> dict:
         "vision_batch": args.vision_batch, "wall_s": round(time.perf_counter() - clock.t0, 1),
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB, 2),
         "pte_bytes": pte_bytes, "pte_gb": round(pte_bytes / GB, 3), "bundle_id": manifest["bundle_id"],
-        "host": host, "stages": clock.stages, "torch_threads": torch.get_num_threads(),
+        "host": host, "roofline": roofline(pte_bytes, params, host), "stages": clock.stages,
+        "torch_threads": torch.get_num_threads(),
     }
     print(json.dumps(result, indent=2), flush=True)
     if args.json:
