@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bluelm_edge.model.vision import VisionTower
+
 
 class LayerNormLinear(nn.Module):
     """LayerNorm over the last dim with both means as matmuls by a constant `[1, W]` row of 1/W."""
@@ -66,9 +68,4 @@ class VisionForm(nn.Module):
         self.layers = nn.ModuleList(VisionBlockForm(block) for block in tower.layers)
         self.post_norm = LayerNormLinear(tower.post_norm)
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        x = self.patch_embed(pixels.to(self.patch_embed.weight.dtype))  # [T, W, g, g]
-        x = x.flatten(2).transpose(1, 2) + self.pos_embed  # [T, P, W]
-        for layer in self.layers:
-            x = layer(x)
-        return self.post_norm(x)
+    forward = VisionTower.forward  # the eager tower's computation, over the rewritten blocks
