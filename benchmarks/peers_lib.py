@@ -361,7 +361,9 @@ def quantize_gguf(src: str, dst: str, qtype: str) -> None:
     import llama_cpp
 
     params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = {"q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, "q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0}[qtype]
+    params.ftype = {"q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, "q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0,
+                    "q4_0-pure": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0}[qtype]
+    params.pure = qtype.endswith("-pure")  # default Q4_0 keeps the output head at Q6_K
     params.nthread = 2
     rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), params)
     if rc != 0:
