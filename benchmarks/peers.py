@@ -81,9 +81,9 @@ def run_child(cmd: list[str], log: Path, env: dict | None = None, cwd: Path | No
         _, status, ru = os.wait4(p.pid, 0)
     rc = os.waitstatus_to_exitcode(status)
     if killed:
-        raise RuntimeError(f"{cmd[1]}: killed at {killed[0]:.0f} MiB RSS (limit {MAX_RSS_MIB} MiB, --max-rss-gib); see {log}")
-    out = {"cmd": cmd, "rc": rc, "wall_s": round(time.perf_counter() - t0, 2), "peak_rss_mib": round(ru.ru_maxrss / 1024, 1),
-           "cpu_s": round(ru.ru_utime + ru.ru_stime, 1), "log": str(log)}
+        raise RuntimeError(f"{cmd[1]}: killed at {killed[0]:.0f} MiB RSS (limit {MAX_RSS_MIB} MiB); see {log}")
+    out = {"cmd": cmd, "rc": rc, "wall_s": round(time.perf_counter() - t0, 2), "log": str(log),
+           "peak_rss_mib": round(ru.ru_maxrss / 1024, 1), "cpu_s": round(ru.ru_utime + ru.ru_stime, 1)}
     if rc != 0:
         tail = log.read_text(errors="replace").splitlines()[-15:]
         raise RuntimeError(f"{' '.join(map(str, cmd[:4]))}... failed (rc {rc}); see {log}:\n" + "\n".join(tail))
@@ -106,11 +106,11 @@ def _rss_mib(pid: int) -> float:
 def prepare(shape: str, work: Path) -> dict:
     """Weights (once), conversions (once), GGUF files (once)."""
     sd = L.shape_dir(work, shape)
-    steps = {}
+    steps, lib = {}, str(HERE / "peers_lib.py")
     if not (sd / "hf" / "done").is_file():
-        steps["make_weights"] = run_child([PY, str(HERE / "peers_lib.py"), "make-weights", shape, str(work)], sd / "logs" / "weights.log")
+        steps["make_weights"] = run_child([PY, lib, "make-weights", shape, str(work)], sd / "logs" / "weights.log")
     if not (sd / "gguf_src" / "tokenizer.json").is_file() or not (sd / "ours_ckpt" / "config.json").is_file():
-        steps["convert"] = run_child([PY, str(HERE / "peers_lib.py"), "convert", shape, str(work)], sd / "logs" / "convert.log",
+        steps["convert"] = run_child([PY, lib, "convert", shape, str(work)], sd / "logs" / "convert.log",
                                      env={"PYTHONPATH": str(REPO)})
     return steps
 
@@ -128,8 +128,9 @@ def export(shape: str, name: str, work: Path, force: bool) -> dict:
     if kind == "ours":
         info["git_head"] = subprocess.run(["git", "-C", str(REPO), "log", "--oneline", "-1"], capture_output=True,
                                           text=True).stdout.strip()
-        res = run_child([PY, str(HERE / "peers_lib.py"), "export-ours", str(sd / "ours_ckpt"), variant, str(d / "bundle"),
-                         str(d / "result.json")], d / "export.log", env={"PYTHONPATH": str(REPO)})
+        cmd = [PY, str(HERE / "peers_lib.py"), "export-ours", str(sd / "ours_ckpt"), variant, str(d / "bundle"),
+               str(d / "result.json")]
+        res = run_child(cmd, d / "export.log", env={"PYTHONPATH": str(REPO)})
         info.update(res, artifact=str(d / "bundle" / "model.pte"), tokenizer=str(d / "bundle" / "tokenizer.json"),
                     pipeline=json.loads((d / "result.json").read_text()))
     elif kind == "el":
@@ -142,7 +143,8 @@ def export(shape: str, name: str, work: Path, force: bool) -> dict:
         f32 = sd / "gguf" / "f32.gguf"
         f32.parent.mkdir(parents=True, exist_ok=True)
         llama = vendored_llama_cpp(work)
-        conv = [PY, str(llama / "convert_hf_to_gguf.py"), str(sd / "gguf_src"), "--outtype", "f32", "--outfile", str(f32)]
+        conv = [PY, str(llama / "convert_hf_to_gguf.py"), str(sd / "gguf_src"), "--outtype", "f32",
+                "--outfile", str(f32)]
         if variant == "f32":
             res = run_child(conv, d / "export.log", env={"PYTHONPATH": str(llama / "gguf-py")})
             art = f32
@@ -150,8 +152,8 @@ def export(shape: str, name: str, work: Path, force: bool) -> dict:
             if not f32.is_file():
                 export(shape, "lcpp-f32", work, False)
             art = sd / "gguf" / f"{variant}.gguf"
-            res = run_child([lcpp_python(work), str(HERE / "peers_lib.py"), "quantize-gguf", str(f32), str(art), variant],
-                            d / "export.log")
+            cmd = [lcpp_python(work), str(HERE / "peers_lib.py"), "quantize-gguf", str(f32), str(art), variant]
+            res = run_child(cmd, d / "export.log")
             res["note"] = "quantized from f32.gguf; add the lcpp-f32 conversion time for the whole path"
         info.update(res, artifact=str(art))
         info["tensors"] = tensor_types(art, work)
@@ -185,8 +187,9 @@ backend:
 
 
 def tensor_types(gguf: Path, work: Path) -> dict:
-    out = subprocess.run([PY, str(HERE / "peers_lib.py"), "gguf-bytes", str(gguf)], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": str(vendored_llama_cpp(work) / "gguf-py")})
+    env = {**os.environ, "PYTHONPATH": str(vendored_llama_cpp(work) / "gguf-py")}
+    out = subprocess.run([PY, str(HERE / "peers_lib.py"), "gguf-bytes", str(gguf)], capture_output=True, text=True,
+                         check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -232,7 +235,8 @@ class Worker:
         logs.mkdir(parents=True, exist_ok=True)
         self.log = open(logs / f"worker-{name}.log", "w")
         env = {**os.environ, "OMP_NUM_THREADS": "2"}
-        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
+        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True,
+                                  env=env)
         self.ready = self._reply(600)
 
     def _reply(self, timeout: float) -> dict:
@@ -255,7 +259,8 @@ class Worker:
                 raise RuntimeError(f"worker {self.name}: no reply in {timeout} s")
 
     def run(self, prompt: str, ids: list[int]) -> dict:
-        req = {"cmd": "run", "new_tokens": L.NEW_TOKENS, **({"prompt_ids": ids} if self.kind == "lcpp" else {"prompt": prompt})}
+        prompt_in = {"prompt_ids": ids} if self.kind == "lcpp" else {"prompt": prompt}
+        req = {"cmd": "run", "new_tokens": L.NEW_TOKENS, **prompt_in}
         self.p.stdin.write(json.dumps(req) + "\n")
         self.p.stdin.flush()
         return self._reply(1800)
@@ -326,14 +331,18 @@ def mem_available_mib() -> float:
 def groups_by_memory(names: list[str], arts: dict) -> list[list[str]]:
     """Contenders loaded together, packed under what memory is available now (less 4 GiB)."""
     budget = mem_available_mib() - 4096
+    need = {n: arts[n]["size_bytes"] / 2**20 * 1.3 + 300 for n in names}
+    refs = [r for r in OURS_REF.values() if r in names]
     groups, cur, used = [], [], 0.0
     for n in names:
-        need = arts[n]["size_bytes"] / 2**20 * 1.3 + 300
-        if cur and used + need > budget:
+        if cur and used + need[n] > budget:
             groups.append(cur)
-            cur, used = [], 0.0
-        cur.append(n)
-        used += need
+            # the ours references run in every group (paired ratios), as many as fit
+            cur = [r for i, r in enumerate(refs) if sum(need[x] for x in refs[: i + 1]) + need[n] <= budget]
+            used = sum(need[x] for x in cur)
+        if n not in cur:
+            cur.append(n)
+            used += need[n]
     return groups + [cur] if cur else groups
 
 
@@ -380,8 +389,9 @@ def measure(shape: str, names: list[str], arts: dict, rounds: int, work: Path, b
 def _fmt(r: dict) -> str:
     if "error" in r:
         return "ERROR " + r["error"]
-    return (f"prefill {r['prefill_tok_s']:7.1f} tok/s  decode {r['decode_tok_s']:6.2f} tok/s  ttft {r['ttft_ms']:7.1f} ms  "
-            f"threads {r['observed']['max_threads']} cpu {r['observed']['cpu_util']} others {r['observed']['others_cores']}")
+    o = r["observed"]
+    return (f"prefill {r['prefill_tok_s']:7.1f} tok/s  decode {r['decode_tok_s']:6.2f} tok/s"
+            f"  ttft {r['ttft_ms']:7.1f} ms  threads {o['max_threads']} cpu {o['cpu_util']} others {o['others_cores']}")
 
 
 def _prompt_ids(shape: str, work: Path, prompt: str) -> list[int]:
@@ -408,7 +418,8 @@ def summarize(shape: str, names: list[str], arts: dict, meas: dict) -> dict:
         for k in ("decode_tok_s", "prefill_tok_s", "ttft_ms"):
             v = [r[k] for r in runs]
             if v:
-                row[k] = {"median": round(statistics.median(v), 2), "min": round(min(v), 2), "max": round(max(v), 2), "all": v}
+                row[k] = {"median": round(statistics.median(v), 2), "min": round(min(v), 2), "max": round(max(v), 2),
+                          "all": v}
         if runs:
             row["n_decode"] = sorted({r["n_decode"] for r in runs})
             row["n_prompt"] = sorted({r["n_prompt"] for r in runs})
@@ -419,67 +430,26 @@ def summarize(shape: str, names: list[str], arts: dict, meas: dict) -> dict:
             row["roofline_fraction"] = round(row["effective_gb_s"] / gbs, 3)
             row["bandwidth_gb_s_median"] = gbs
         rows[n] = row
+    keys = ("decode_tok_s", "prefill_tok_s")
     for n, row in rows.items():
-        ref = rows.get(OURS_REF[n in FP32])
+        refn = OURS_REF[n in FP32]
+        ref = rows.get(refn)
         if ref and "decode_tok_s" in row and "decode_tok_s" in ref:
-            row["ours_over_this"] = {k: round(ref[k]["median"] / row[k]["median"], 3) for k in ("decode_tok_s", "prefill_tok_s")}
-            row["ours_ref"] = OURS_REF[n in FP32]
+            row["ours_over_this"] = {k: round(ref[k]["median"] / row[k]["median"], 3) for k in keys}
+            row["ours_ref"] = refn
+            paired = {k: [r["runs"][refn][k] / r["runs"][n][k] for r in meas["rounds"]
+                          if refn in r["runs"] and n in r["runs"] and "error" not in r["runs"][n] | r["runs"][refn]]
+                      for k in keys}  # same round, seconds apart: robust to drift
+            row["ours_over_this_paired_median"] = {k: round(statistics.median(v), 3) for k, v in paired.items() if v}
     return rows
-
-
-def table(summary: dict) -> str:
-    lines = ["| shape | contender | decode tok/s (min-max) | prefill tok/s | TTFT ms | size MB | export s | export peak MiB | "
-             "bytes/tok MB | roofline | ours/this decode | ours/this prefill |", "|" + "---|" * 12]
-    for shape, rows in summary.items():
-        for n, r in rows.items():
-            if "decode_tok_s" not in r:
-                lines.append(f"| {shape} | {n} | failed: {r['errors'][:1]} |" + " |" * 9)
-                continue
-            d, p, t = r["decode_tok_s"], r["prefill_tok_s"], r["ttft_ms"]
-            ratio = r.get("ours_over_this", {})
-            lines.append(f"| {shape} | {n} | {d['median']:.1f} ({d['min']:.1f}-{d['max']:.1f}) | {p['median']:.0f} | "
-                         f"{t['median']:.0f} | {r['size_mb']:.0f} | {r['export_wall_s'] or 0:.0f} | "
-                         f"{r['export_peak_rss_mib'] or 0:.0f} | {r['bytes_per_token']['total'] / 1e6:.0f} | "
-                         f"{r['roofline_fraction']:.2f} | {ratio.get('decode_tok_s', '')} | {ratio.get('prefill_tok_s', '')} |")
-    return "\n".join(lines)
-
-
-def plot(summary: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    shapes = list(summary)
-    fig, axes = plt.subplots(2, len(shapes), figsize=(7 * len(shapes), 9), squeeze=False)
-    for j, shape in enumerate(shapes):
-        rows = {n: r for n, r in summary[shape].items() if "decode_tok_s" in r}
-        for i, key in enumerate(("decode_tok_s", "prefill_tok_s")):
-            ax = axes[i][j]
-            names = list(rows)
-            med = [rows[n][key]["median"] for n in names]
-            err = [[m - rows[n][key]["min"] for n, m in zip(names, med)], [rows[n][key]["max"] - m for n, m in zip(names, med)]]
-            colors = ["tab:blue" if n.startswith("ours") else "tab:orange" if n.startswith("el") else "tab:green" for n in names]
-            ax.bar(range(len(names)), med, yerr=err, color=colors, capsize=3)
-            for x, n in enumerate(names):
-                ref = rows.get(OURS_REF[n in FP32])
-                txt = f"{med[x]:.0f}" if med[x] >= 10 else f"{med[x]:.1f}"
-                if ref and not n.startswith("ours"):
-                    txt += f"\nours/this {ref[key]['median'] / med[x]:.2f}"
-                ax.text(x, med[x], txt, ha="center", va="bottom", fontsize=7)
-            ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=8)
-            ax.set_title(f"shape {shape}: {key.replace('_tok_s', '')} tok/s (median, min-max), 2 threads")
-    fig.suptitle("ours (blue) vs ExecuTorch export_llm (orange) vs llama.cpp (green); same weights\n"
-                 "ours/this: ours-fp32 over fp32 peers, ours-8da4w-head4 over quantized ones (>1: ours faster)", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
-    fig.savefig(path, dpi=110)
 
 
 def machine() -> dict:
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                 if ln.startswith("model name")), platform.processor())
-    return {"cpu": cpu, "cores": os.cpu_count(), "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-            "python": platform.python_version(), "platform": platform.platform()}
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cpu": cpu, "cores": os.cpu_count(), "mem_gib": round(mem, 1), "python": platform.python_version(),
+            "platform": platform.platform()}
 
 
 def main() -> None:
@@ -494,7 +464,8 @@ def main() -> None:
     ap.add_argument("--export-only", action="store_true", help="build artifacts, measure nothing")
     ap.add_argument("--quiet-wait", type=float, default=300,
                     help="seconds to wait before each run for the rest of the machine to go idle (< 0.3 cores)")
-    ap.add_argument("--max-rss-gib", type=float, default=12, help="kill an export whose RSS passes this (shared machine)")
+    ap.add_argument("--max-rss-gib", type=float, default=12,
+                    help="kill an export whose RSS passes this (the machine is shared)")
     args = ap.parse_args()
     global MAX_RSS_MIB
     MAX_RSS_MIB = int(args.max_rss_gib * 1024)
@@ -507,10 +478,12 @@ def main() -> None:
     torch.set_num_threads(2)
     buf = None if args.export_only else (torch.ones(2**28), torch.empty(2**28))  # 1 GiB each, for the probe
     old = json.loads(args.out_json.read_text()) if args.out_json.is_file() else {}
-    report = {"machine": machine(), "command": " ".join([Path(PY).name] + sys.argv), "settings": {
-        "threads": 2, "prompt_tokens": L.PROMPT_TOKENS, "decode_steps": L.NEW_TOKENS, "max_context": L.MAX_CONTEXT,
-        "rounds": args.rounds, "quiet_wait_s": args.quiet_wait, "contended_cores": CONTENDED}, "shapes": {s: L.SHAPES[s] for s in args.shapes.split(",")},
-        "prepare": {}, "artifacts": {}, "measurements": {}, "summary": {}}
+    settings = {"threads": 2, "prompt_tokens": L.PROMPT_TOKENS, "decode_steps": L.NEW_TOKENS,
+                "max_context": L.MAX_CONTEXT, "rounds": args.rounds, "quiet_wait_s": args.quiet_wait,
+                "contended_cores": CONTENDED}
+    report = {"machine": machine(), "command": " ".join([Path(PY).name] + sys.argv), "settings": settings,
+              "shapes": {s: L.SHAPES[s] for s in args.shapes.split(",")},
+              "prepare": {}, "artifacts": {}, "measurements": {}, "summary": {}}
     for shape in args.shapes.split(","):
         print(f"== shape {shape}", flush=True)
         report["prepare"][shape] = prepare(shape, args.work)
@@ -539,9 +512,9 @@ def main() -> None:
     for key in ("prepare", "measurements", "summary", "artifacts"):  # keep other shapes from an earlier run
         for shape, v in old.get(key, {}).items():
             report[key].setdefault(shape, v)
-    report["table_md"] = table(report["summary"])
+    report["table_md"] = L.table(report["summary"])
     args.out_json.write_text(json.dumps(report, indent=1, default=str))
-    plot(report["summary"], args.plot)
+    L.plot(report["summary"], args.plot, FP32, OURS_REF)
     print(report["table_md"])
 
 

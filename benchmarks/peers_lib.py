@@ -378,6 +378,63 @@ def gguf_tensor_bytes(path: str) -> dict:
     return {t.name: (t.tensor_type.name, int(t.n_bytes)) for t in r.tensors}
 
 
+# ---- report -------------------------------------------------------------------------------------
+def table(summary: dict) -> str:
+    """The results as a markdown table."""
+    lines = ["| shape | contender | decode tok/s (min-max) | prefill tok/s | TTFT ms | size MB | export s | "
+             "export peak MiB | bytes/tok MB | roofline | ours/this decode (paired) | ours/this prefill (paired) |",
+             "|" + "---|" * 12]
+    for shape, rows in summary.items():
+        for n, r in rows.items():
+            if "decode_tok_s" not in r:
+                lines.append(f"| {shape} | {n} | failed: {r['errors'][:1]} |" + " |" * 9)
+                continue
+            d, p, t = r["decode_tok_s"], r["prefill_tok_s"], r["ttft_ms"]
+            ratio, pr = r.get("ours_over_this", {}), r.get("ours_over_this_paired_median", {})
+            ratio = {k: f"{v:.2f} ({pr[k]:.2f})" if k in pr else f"{v:.2f} (n/a)" for k, v in ratio.items()}
+            lines.append(f"| {shape} | {n} | {d['median']:.1f} ({d['min']:.1f}-{d['max']:.1f}) | {p['median']:.0f} | "
+                         f"{t['median']:.0f} | {r['size_mb']:.0f} | {r['export_wall_s'] or 0:.0f} | "
+                         f"{r['export_peak_rss_mib'] or 0:.0f} | {r['bytes_per_token']['total'] / 1e6:.0f} | "
+                         f"{r['roofline_fraction']:.2f} | {ratio.get('decode_tok_s', '')} | "
+                         f"{ratio.get('prefill_tok_s', '')} |")
+    return "\n".join(lines)
+
+
+def plot(summary: dict, path: Path, fp32: set, ours_ref: dict) -> None:
+    """Bar charts: decode and prefill tok/s per contender per shape, ratio to ours annotated."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shapes = list(summary)
+    fig, axes = plt.subplots(2, len(shapes), figsize=(7 * len(shapes), 9), squeeze=False)
+    for j, shape in enumerate(shapes):
+        rows = {n: r for n, r in summary[shape].items() if "decode_tok_s" in r}
+        for i, key in enumerate(("decode_tok_s", "prefill_tok_s")):
+            ax = axes[i][j]
+            names = list(rows)
+            med = [rows[n][key]["median"] for n in names]
+            err = [[m - rows[n][key]["min"] for n, m in zip(names, med, strict=True)],
+                   [rows[n][key]["max"] - m for n, m in zip(names, med, strict=True)]]
+            colors = [{"ours": "tab:blue", "el": "tab:orange"}.get(n.split("-")[0], "tab:green") for n in names]
+            ax.bar(range(len(names)), med, yerr=err, color=colors, capsize=3)
+            for x, n in enumerate(names):
+                ref = rows.get(ours_ref[n in fp32])
+                txt = f"{med[x]:.0f}" if med[x] >= 10 else f"{med[x]:.1f}"
+                if ref and not n.startswith("ours"):
+                    txt += f"\nours/this {ref[key]['median'] / med[x]:.2f}"
+                ax.text(x, med[x], txt, ha="center", va="bottom", fontsize=7)
+            ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=8)
+            ax.set_title(f"shape {shape}: {key.replace('_tok_s', '')} tok/s (median, min-max), 2 threads")
+    fig.suptitle("ours (blue) vs ExecuTorch export_llm (orange) vs llama.cpp (green); same weights\n"
+                 "ours/this: ours-fp32 over fp32 peers, ours-8da4w-head4 over quantized ones (>1: ours faster)",
+                 fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.savefig(path, dpi=110)
+
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "make-weights":
