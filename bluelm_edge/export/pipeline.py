@@ -241,11 +241,10 @@ def build_artifacts(opts: ExportOptions, model: Any, config: Any, tokenizer: Any
 
             modules = quantize_for_backend(model, config, opts.recipe, calib, soc=opts.soc, prefill_chunk=chunk,
                                            vision_batch=opts.vision_batch, methods=names).modules
-    source = graph_source(opts.backend, model)  # the source transform: same (quantized) tensors
-    if opts.backend == "xnnpack":
-        modules = methods.wrappers(source, names)
+    if modules is None:  # fp32 XNNPACK: the source transform (quantize_for_backend does it otherwise)
+        modules = methods.wrappers(graph_source(opts.backend, model), names)
     with st.stage("torch.export"):
-        progs = methods.export_methods(source, chunk, opts.vision_batch, modules=modules)
+        progs = methods.export_methods(model, chunk, opts.vision_batch, modules=modules)
     meta = contract.metadata(config, chunk, opts.vision_batch)
     with atomic_dir(cdir) as tmp:
         with st.stage(f"lower ({opts.backend})"):

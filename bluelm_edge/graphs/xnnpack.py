@@ -26,6 +26,7 @@ from torch import nn
 
 from bluelm_edge.graphs.xnnpack_vision import VisionForm
 from bluelm_edge.model.decoder import RMSNorm, rope_tables
+from bluelm_edge.model.vlm import BlueLM
 
 
 def load_custom_ops() -> None:
@@ -88,7 +89,6 @@ class SdpaAttention(nn.Module):
         out = torch.ops.llama.custom_sdpa(q, self.k_cache, self.v_cache, start, None, 0.0, True)  # [1, L, H, hd]
         return self.o(out.reshape(b, seq, self.heads * self.head_dim))
 
-
     def _rope(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         # x: [1, L, H, hd]; cos, sin: [L, 1, hd]. rotate_half as a matmul: slices of a dynamic-length
         # tensor would leave the delegate.
@@ -128,10 +128,7 @@ class XnnpackForm(nn.Module):
         self.register_buffer("rope_sin", sin[:, None, :], persistent=False)
 
     # ---- the runtime contract -------------------------------------------------------------
-    def vision_encoder(self, pixels: torch.Tensor) -> torch.Tensor:
-        """pixels: [T, 3, S, S] normalised -> [1, T * tokens_per_tile, D]."""
-        tokens = self.adapter(self.vision(pixels))  # [T, N, D]
-        return tokens.reshape(1, -1, tokens.shape[-1])
+    vision_encoder = BlueLM.vision_encoder  # the eager method, over the rewritten tower
 
     def token_embedding(self, ids: torch.Tensor) -> torch.Tensor:
         """ids: [1, L] int64 -> [1, L, D]."""
