@@ -2,7 +2,8 @@
 
 The backend config follows `../shared/EXECUTORCH-NOTES.md`: one partitioner per method,
 quant fusion and constant propagation on (quantized embeddings / torchao ops), and memory
-planning with `share_mutable_buffers=True` so every method sees the same KV cache.
+planning with `share_mutable_buffers=True` so every method sees the same KV cache. The decoder
+is lowered once: `forward` is composed from the lowered `token_embedding` and `text_decoder`.
 """
 
 from __future__ import annotations
@@ -30,21 +31,48 @@ def backend_config() -> Any:
 def lower(programs: dict[str, ExportedProgram], metadata: dict[str, Any], path: Path) -> int:
     """`to_edge_transform_and_lower` with the XNNPACK partitioner, then `to_executorch`, written
     atomically to `path` without first joining the program into one bytes object (at 3B that copy is
-    gigabytes of peak memory). Returns the file's size."""
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
+    gigabytes of peak memory). When `forward`, `token_embedding` and `text_decoder` are all there,
+    `forward` is composed from the other two once lowered (`export.compose`): one lowering of the
+    decoder. Returns the file's size."""
+    from executorch.exir import EdgeProgramManager
 
     from bluelm_edge.io import atomic_path
 
     with torch.no_grad():
-        edge = to_edge_transform_and_lower(
-            programs,
-            partitioner={name: [XnnpackPartitioner()] for name in programs},
-            constant_methods=metadata,
-            compile_config=EdgeCompileConfig(_check_ir_validity=False),
-        )
-        program = edge.to_executorch(backend_config())
+        edge = _lowered(programs)
+        program = EdgeProgramManager(edge, constant_methods=metadata, compile_config=_compile_config())
+        program = program.to_executorch(backend_config())
         del edge
         with atomic_path(Path(path)) as tmp, open(tmp, "wb") as f:
             program.write_to_file(f)
     return Path(path).stat().st_size
+
+
+def _compile_config() -> Any:
+    from executorch.exir import EdgeCompileConfig
+
+    return EdgeCompileConfig(_check_ir_validity=False)
+
+
+def _lowered(programs: dict[str, ExportedProgram]) -> dict[str, ExportedProgram]:
+    """{method: lowered edge program}, in the order of `programs`."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    from bluelm_edge.export import contract
+    from bluelm_edge.export.compose import compose_forward
+    from bluelm_edge.export.xnnpack_passes import skip_idle_passes
+
+    parts = {contract.FORWARD, contract.TOKEN_EMBEDDING, contract.TEXT_DECODER}
+    composed = parts <= programs.keys()
+    todo = {k: v for k, v in programs.items() if not (composed and k == contract.FORWARD)}
+    with skip_idle_passes():
+        edge = to_edge_transform_and_lower(
+            todo,
+            partitioner={name: [XnnpackPartitioner()] for name in todo},
+            compile_config=_compile_config(),
+        )
+    out = {name: edge.exported_program(name) for name in todo}
+    if composed:
+        out[contract.FORWARD] = compose_forward(out[contract.TOKEN_EMBEDDING], out[contract.TEXT_DECODER])
+    return {name: out[name] for name in programs}
