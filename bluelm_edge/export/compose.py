@@ -30,9 +30,12 @@ _STATE_KINDS = (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR
                 InputKind.CUSTOM_OBJ, InputKind.TOKEN)
 
 
+def _inputs(program: ExportedProgram) -> list[tuple[InputSpec, fx.Node]]:
+    return list(zip(program.graph_signature.input_specs, program.graph.find_nodes(op="placeholder"), strict=True))
+
+
 def _user_inputs(program: ExportedProgram) -> list[fx.Node]:
-    nodes = program.graph.find_nodes(op="placeholder")
-    return [n for s, n in zip(program.graph_signature.input_specs, nodes) if s.kind == InputKind.USER_INPUT]
+    return [n for s, n in _inputs(program) if s.kind == InputKind.USER_INPUT]
 
 
 def _refaker(decoder_input: fx.Node) -> Callable[[Any], Any]:
@@ -100,10 +103,8 @@ def compose_forward(embedding: ExportedProgram, decoder: ExportedProgram) -> Exp
     embeds, positions = _user_inputs(decoder)
     refake = _refaker(embeds)
     b, env_e, env_d = _Builder(), {}, {}
-    pairs = [(s, n, env_e, refake) for s, n in zip(embedding.graph_signature.input_specs,
-                                                    embedding.graph.find_nodes(op="placeholder"))]
-    pairs += [(s, n, env_d, None) for s, n in zip(decoder.graph_signature.input_specs,
-                                                 decoder.graph.find_nodes(op="placeholder"))]
+    pairs = [(s, n, env_e, refake) for s, n in _inputs(embedding)]
+    pairs += [(s, n, env_d, None) for s, n in _inputs(decoder)]
     taken: set[str] = set()
     for kind in _STATE_KINDS:  # state placeholders first, grouped by kind, as torch.export orders them
         for spec, node, env, fake in pairs:
@@ -118,7 +119,7 @@ def compose_forward(embedding: ExportedProgram, decoder: ExportedProgram) -> Exp
     b.graph.output(outputs)
     gm = fx.GraphModule(b.root, b.graph)
     out_specs = [copy.copy(s) for s in decoder.graph_signature.output_specs]
-    for spec, node in zip(out_specs, outputs):
+    for spec, node in zip(out_specs, outputs, strict=True):
         spec.arg = TensorArgument(node.name)
     return ExportedProgram(
         root=gm, graph=gm.graph, graph_signature=ExportGraphSignature(b.specs, out_specs),
