@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
-from bluelm_edge.io import atomic_path
+from bluelm_edge.io import PNG_SOFTWARE, atomic_dir
 
 METRICS = ("load_ms", "ttft_ms", "prefill_tok_s", "decode_tok_s", "peak_memory_mb", "j_per_token", "temp_rise_c")
 UNITS = {
@@ -169,10 +169,14 @@ def plot_reports(reports: list[dict[str, Any]], folder: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
+    with atomic_dir(Path(folder), option="--plot") as tmp:  # replaces only a plot folder of ours
+        names = _draw(reports, tmp)
+    return [Path(folder) / name for name in names]
+
+
+def _draw(reports: list[dict[str, Any]], folder: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     written = []
     for i, rep in enumerate(reports):
         tl = rep["timeline"]
@@ -197,10 +201,9 @@ def plot_reports(reports: list[dict[str, Any]], folder: Path) -> list[Path]:
     return written
 
 
-def _save(fig: Any, path: Path) -> Path:
+def _save(fig: Any, path: Path) -> str:
     import matplotlib.pyplot as plt
 
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+    fig.savefig(path, format="png", dpi=100, metadata={"Software": PNG_SOFTWARE})
     plt.close(fig)
-    return path
+    return path.name

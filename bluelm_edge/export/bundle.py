@@ -17,7 +17,7 @@ from typing import Any
 from bluelm_edge import __version__
 from bluelm_edge.errors import BlueLMError
 from bluelm_edge.export import contract
-from bluelm_edge.io import atomic_dir, atomic_write_text, sha256_file
+from bluelm_edge.io import atomic_dir, atomic_write_text, check_output_dir, sha256_file
 from bluelm_edge.model.config import BlueLMConfig
 
 REQUIRED_KEYS = ("schema_version", "bundle_id", "model_id", "backend", "soc", "recipe", "lowered",
@@ -59,8 +59,9 @@ def write_bundle(
 ) -> dict[str, Any]:
     """Build the bundle in a temp folder: `fill(tmp)` writes the files, then the manifest, then rename."""
     out = Path(out)
+    check_output_dir(out)
     clean_partials(out)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, marker=False) as tmp:  # the manifest marks a bundle as ours
         fill(tmp)
         manifest = build_manifest(tmp, **manifest_args)
         atomic_write_text(tmp / contract.MANIFEST_JSON, json.dumps(manifest, indent=2) + "\n")
