@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from bluelm_edge.android import AndroidBuildError, android_build_capabilities, package_apk
 from bluelm_edge.android.build import PACKAGE, PASSWORD_ENV, compile_stubs
 from bluelm_edge.cli.main import app
+from fake_program import fake_pte
 
 pytestmark = [pytest.mark.java,
               pytest.mark.skipif(not android_build_capabilities()["offline"]["available"],
@@ -26,7 +27,7 @@ def make_bundle(root: Path) -> Path:
     """A minimal valid bundle per docs/contracts.md: files + manifest.json with sizes and sha256."""
     b = root / "bluelm-bundle"
     b.mkdir()
-    (b / "model.pte").write_bytes(bytes(range(256)) * 40)
+    (b / "model.pte").write_bytes(fake_pte(bytes(range(256)) * 40))
     (b / "tokenizer.json").write_text('{"version": "1.0"}')
     (b / "config.json").write_text('{"name": "bluelm-tiny"}')
     files = [{"path": p.name, "size": p.stat().st_size, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
