@@ -182,3 +182,15 @@ def test_capabilities(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     missing = android_build_capabilities()["offline"]["missing"]
     assert {"java", "javac", "aapt2", "apksigner", "zipalign", "keytool"} <= set(missing)
+
+
+def test_no_signer_sidecar_and_our_apk_is_recognised(built, tmp_path):
+    from bluelm_edge.android.build import is_our_apk
+
+    _, apk, _ = built
+    assert sorted(p.name for p in apk.parent.iterdir() if p.name.startswith((".app", "app"))) == ["app.apk"]
+    assert is_our_apk(apk)  # so a rerun of `package --out app.apk` may replace it
+    other = tmp_path / "other.apk"
+    with zipfile.ZipFile(other, "w") as z:
+        z.writestr("AndroidManifest.xml", b"com.example.other")
+    assert not is_our_apk(other) and not is_our_apk(tmp_path)

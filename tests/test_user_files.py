@@ -282,3 +282,12 @@ def test_real_program_verifies_and_a_mismatched_manifest_does_not(fp32_export, t
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     assert verify_bundle(bundle, runtime=True) == [
         f"model.pte: get_max_context_len is 256 but manifest.json says 999; {FIX}"]
+
+
+def test_a_plot_folder_is_ours_only_if_it_holds_nothing_but_our_plots(tmp_path):
+    from bluelm_edge.device.report import is_plot_folder
+
+    _our_png(tmp_path / "decode_tok_s.png")
+    assert is_plot_folder(tmp_path)
+    (tmp_path / "notes.txt").write_text("mine")
+    assert not is_plot_folder(tmp_path)
