@@ -11,12 +11,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from fake_program import fake_pte
 from typer.testing import CliRunner
 
 from bluelm_edge.android import AndroidBuildError, android_build_capabilities, package_apk
 from bluelm_edge.android.build import PACKAGE, PASSWORD_ENV, compile_stubs
 from bluelm_edge.cli.main import app
-from fake_program import fake_pte
 
 pytestmark = [pytest.mark.java,
               pytest.mark.skipif(not android_build_capabilities()["offline"]["available"],

@@ -138,7 +138,8 @@ def is_our_apk(path: Path) -> bool:
 
 def sign(unsigned: Path, signed: Path, s: Signing) -> None:
     """apksigner, v1-v3 schemes only: v4 would leave a `<signed>.idsig` sidecar beside the APK."""
-    run(["apksigner", "sign", "--v4-signing-enabled", "false", "--ks", str(s.keystore), "--ks-key-alias", s.alias, "--ks-pass", f"env:{PASSWORD_ENV}",
+    run(["apksigner", "sign", "--v4-signing-enabled", "false", "--ks", str(s.keystore), "--ks-key-alias", s.alias,
+         "--ks-pass", f"env:{PASSWORD_ENV}",
          "--key-pass", f"env:{PASSWORD_ENV}", "--out", str(signed), str(unsigned)],
         "sign the APK (wrong keystore password or alias?)", env={PASSWORD_ENV: s.password})
 

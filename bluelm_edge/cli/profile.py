@@ -40,9 +40,7 @@ def profile(
     """
     from bluelm_edge.device.bundle import read_manifest
     from bluelm_edge.device.profile import profile_device, profile_host, read_prompts
-    from bluelm_edge.device.report import operator_table, plot_reports, report_table
-
-    from bluelm_edge.device.report import is_plot_folder
+    from bluelm_edge.device.report import is_plot_folder, operator_table, plot_reports, report_table
     from bluelm_edge.io import check_output_dir
 
     if plot is not None:
