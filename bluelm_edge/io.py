@@ -100,15 +100,17 @@ def check_output_dir(path: Path, option: str = "--out", ours: Ours | None = None
                                 "folder (nothing was changed)")
 
 
-def check_output_file(path: Path, option: str = "--out", ours: Ours | None = None, overwrite: bool = False) -> None:
-    """Refuse (one line) a file output over a folder, or over a file not ours (unless `overwrite`)."""
+def check_output_file(path: Path, option: str = "--out", ours: Ours | None = None, overwrite: bool | None = False,
+                      ) -> None:
+    """Refuse (one line) a file output over a folder, or over a file not ours (unless `overwrite`;
+    None: the command has no --overwrite)."""
     path = Path(path)
     _check_place(path, option)
     if path.is_dir():
         raise OutputExistsError(f"{option} {path}: is a folder; give a file path")
     if path.exists() and not overwrite and not (ours is not None and ours(path)):
-        raise OutputExistsError(f"{option} {path}: exists and was not written by bluelm-edge; give another path "
-                                "or pass --overwrite")
+        how = "give another path" + (" or pass --overwrite" if overwrite is not None else "")
+        raise OutputExistsError(f"{option} {path}: exists and was not written by bluelm-edge; {how}")
 
 
 # ---- atomic writers ---------------------------------------------------------------------------

@@ -169,6 +169,8 @@ def _cases(d: str) -> list[tuple[list[str], str]]:
                                    "path, e.g. a subfolder name"),
         (["eval", "--plot", f"{d}/thesis.txt"], f"--plot {d}/thesis.txt: exists and was not written by "
                                                 "bluelm-edge; give another path or pass --overwrite"),
+        (["run", "nothing", "-p", "hi", "--profile", "--etdump", f"{d}/thesis.txt"],
+         f"--etdump {d}/thesis.txt: exists and was not written by bluelm-edge; give another path"),
         (["package", "--out", f"{d}/thesis.txt"], f"--out {d}/thesis.txt: exists and was not written by "
                                                   "bluelm-edge; give another path or pass --overwrite"),
     ]
