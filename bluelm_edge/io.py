@@ -2,7 +2,9 @@
 
 An interrupted write never leaves a file that looks done, and an output never replaces what
 bluelm-edge did not write: a folder is ours when it holds the marker file `MARKER` (written into
-every folder `atomic_dir` makes) or a bundle `manifest.json` whose `created_by` names bluelm-edge;
+every folder `atomic_dir` makes, listing its entries) or a bundle `manifest.json` whose
+`created_by` names bluelm-edge, and nothing but what those list (a file the user added to it is
+theirs, so the folder is refused);
 a file is ours when the command's `ours(path)` test says so (e.g. our PNG metadata, our APK).
 `check_output_dir` / `check_output_file` are what each command calls before any expensive work;
 the writers call them again at the end, so nothing is replaced that was not checked.
@@ -50,16 +52,26 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 # ---- ownership --------------------------------------------------------------------------------
-def is_our_dir(path: Path) -> bool:
-    """True for a folder bluelm-edge wrote: the marker file, or a bundle manifest of ours."""
-    path = Path(path)
-    if (path / MARKER).is_file():
-        return True
+def _listed(path: Path) -> set[str] | None:
+    """The entries bluelm-edge wrote into folder `path` (marker or bundle manifest); None: not ours."""
     try:
+        if (path / MARKER).is_file():
+            return {*json.loads((path / MARKER).read_text(encoding="utf-8"))["entries"], MARKER}
         manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(manifest, dict) and str(manifest.get("created_by", "")).startswith("bluelm-edge")
+        if str(manifest.get("created_by", "")).startswith("bluelm-edge"):
+            return {*(str(f["path"]) for f in manifest["files"]), "manifest.json"}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        pass
+    return None
+
+
+def foreign_entries(path: Path, ours: Ours | None = None) -> list[str]:
+    """What folder `path` holds that bluelm-edge did not write (all of it if the folder is not ours)."""
+    names = sorted(p.name for p in Path(path).iterdir())
+    if not names or (ours is not None and ours(Path(path))):
+        return []
+    listed = _listed(Path(path))
+    return names if listed is None else [n for n in names if n not in listed]
 
 
 PNG_SOFTWARE = "bluelm-edge"  # the PNG `Software` text our plots carry (savefig metadata)
@@ -95,9 +107,11 @@ def check_output_dir(path: Path, option: str = "--out", ours: Ours | None = None
         return
     if path.is_symlink() or not path.is_dir():
         raise OutputExistsError(f"{option} {path}: is a file, not a folder; give a folder path that does not exist")
-    if any(path.iterdir()) and not (is_our_dir(path) or (ours is not None and ours(path))):
-        raise OutputExistsError(f"{option} {path}: holds files bluelm-edge did not write; give a new or empty "
-                                "folder (nothing was changed)")
+    foreign = foreign_entries(path, ours)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise OutputExistsError(f"{option} {path}: holds files bluelm-edge did not write ({shown}); give a new "
+                                "or empty folder (nothing was changed)")
 
 
 def check_output_file(path: Path, option: str = "--out", ours: Ours | None = None, overwrite: bool | None = False,
@@ -160,7 +174,8 @@ def atomic_dir(path: Path, *, marker: bool = True, ours: Ours | None = None,
     try:
         yield tmp
         if marker:
-            (tmp / MARKER).write_text("written by bluelm-edge; it may replace this folder\n")
+            entries = sorted(p.name for p in tmp.iterdir())
+            (tmp / MARKER).write_text(json.dumps({"written_by": "bluelm-edge", "entries": entries}) + "\n")
         _publish_mode(str(tmp), 0o777)
         check_output_dir(path, option, ours)  # still ours after the (long) block
         _swap_in(tmp, path)

@@ -69,8 +69,8 @@ def test_atomic_dir_refuses_a_folder_it_did_not_write(user_dir, tmp_path):
     before = tree(tmp_path)
     with pytest.raises(io.OutputExistsError) as err, io.atomic_dir(user_dir) as tmp:
         (tmp / "x").write_text("new")
-    assert str(err.value) == (f"--out {user_dir}: holds files bluelm-edge did not write; give a new or empty "
-                              "folder (nothing was changed)")
+    assert str(err.value) == (f"--out {user_dir}: holds files bluelm-edge did not write (notes, thesis.txt); "
+                              "give a new or empty folder (nothing was changed)")
     assert err.value.exit_code == 2 and tree(tmp_path) == before
 
 
@@ -100,6 +100,17 @@ def test_our_output_is_replaced_only_when_the_new_one_is_complete(tmp_path):
         (tmp / "v").write_text("2")
     assert (out / "v").read_text() == "2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["calib"]  # no .partial / .old left
+
+
+def test_a_file_the_user_added_to_our_output_makes_it_theirs(tmp_path):
+    out = tmp_path / "calib"
+    with io.atomic_dir(out) as tmp:
+        (tmp / "inputs.safetensors").write_bytes(b"x")
+    (out / "notes.txt").write_text("mine")
+    before = tree(tmp_path)
+    with pytest.raises(io.OutputExistsError, match=r"did not write \(notes.txt\)"), io.atomic_dir(out):
+        pass
+    assert tree(tmp_path) == before
 
 
 def test_a_user_dot_old_folder_beside_the_output_survives(tmp_path):
@@ -156,7 +167,8 @@ def _our_png(path: Path) -> None:
 
 # ---- every writing command refuses at its entry ------------------------------------------------
 def _cases(d: str) -> list[tuple[list[str], str]]:
-    folder = "holds files bluelm-edge did not write; give a new or empty folder (nothing was changed)"
+    folder = "holds files bluelm-edge did not write (notes, thesis.txt); give a new or empty folder (nothing was " \
+             "changed)"
     return [
         (["export", "--out", d, "--preset", "tiny"], f"--out {d}: {folder}"),
         (["calibrate", "--out", d], f"--out {d}: {folder}"),
@@ -196,6 +208,10 @@ def test_bundle_refuses_a_user_folder_and_replaces_its_own(user_dir, tmp_path):
     with pytest.raises(io.OutputExistsError, match="holds files bluelm-edge did not write"):
         write_bundle(user_dir, _fill(fake_pte(b"three")), _args())
     assert tree(tmp_path) == before
+    (out / "thesis.txt").write_text("mine")  # put into our bundle: now the folder is not ours alone
+    with pytest.raises(io.OutputExistsError, match=r"did not write \(thesis.txt\)"):
+        write_bundle(out, _fill(fake_pte(b"four")), _args())
+    assert (out / "thesis.txt").read_text() == "mine"
 
 
 # ---- a broken program is one line, before the runtime can abort ---------------------------------

@@ -147,8 +147,8 @@ def _attach(console: Console, arg: str, pending: list) -> None:
     except BlueLMError as err:
         return _error(console, str(err))
     pending.append(img)
-    console.print(f"[dim]attached {path} ({img.width}x{img.height}); it goes with your next message[/dim]",
-                  highlight=False)
+    console.print(f"[dim]attached {escape(str(path))} ({img.width}x{img.height}); it goes with your next "
+                  "message[/dim]", highlight=False)
 
 
 def _error(console: Console, message: str) -> None:
