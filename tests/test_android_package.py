@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from fake_program import fake_pte
 from typer.testing import CliRunner
 
 from bluelm_edge.android import AndroidBuildError, android_build_capabilities, package_apk
@@ -26,7 +27,7 @@ def make_bundle(root: Path) -> Path:
     """A minimal valid bundle per docs/contracts.md: files + manifest.json with sizes and sha256."""
     b = root / "bluelm-bundle"
     b.mkdir()
-    (b / "model.pte").write_bytes(bytes(range(256)) * 40)
+    (b / "model.pte").write_bytes(fake_pte(bytes(range(256)) * 40))
     (b / "tokenizer.json").write_text('{"version": "1.0"}')
     (b / "config.json").write_text('{"name": "bluelm-tiny"}')
     files = [{"path": p.name, "size": p.stat().st_size, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
@@ -181,3 +182,15 @@ def test_capabilities(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     missing = android_build_capabilities()["offline"]["missing"]
     assert {"java", "javac", "aapt2", "apksigner", "zipalign", "keytool"} <= set(missing)
+
+
+def test_no_signer_sidecar_and_our_apk_is_recognised(built, tmp_path):
+    from bluelm_edge.android.build import is_our_apk
+
+    _, apk, _ = built
+    assert sorted(p.name for p in apk.parent.iterdir() if p.name.startswith((".app", "app"))) == ["app.apk"]
+    assert is_our_apk(apk)  # so a rerun of `package --out app.apk` may replace it
+    other = tmp_path / "other.apk"
+    with zipfile.ZipFile(other, "w") as z:
+        z.writestr("AndroidManifest.xml", b"com.example.other")
+    assert not is_our_apk(other) and not is_our_apk(tmp_path)

@@ -1,7 +1,8 @@
 """Bundle writing and verification: manifest schema, sizes + sha256, atomic writes, killed exports.
 
-These bundles hold small placeholder program bytes (verification only reads bytes and hashes);
-real `.pte` bundles are checked in test_export.py.
+These bundles hold small placeholder programs (a valid ExecuTorch header in front of filler bytes:
+verification without the runtime reads only the header, sizes and hashes); real `.pte` bundles,
+and what the runtime check finds in broken ones, are in test_export.py and test_user_files.py.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from fake_program import fake_pte
 from typer.testing import CliRunner
 
 from bluelm_edge.export import contract
@@ -21,7 +23,7 @@ from bluelm_edge.export.bundle import verify_bundle, write_bundle
 from bluelm_edge.io import sha256_file
 from bluelm_edge.model.config import tiny
 
-PTE_BYTES = b"placeholder program bytes " * 100
+PTE_BYTES = fake_pte(b"placeholder program bytes " * 100)
 
 
 def _fill(tmp: Path) -> None:
@@ -84,18 +86,21 @@ def test_cli_bundle_verify(tmp_path):
     out = tmp_path / "b"
     write_bundle(out, _fill, _args())
     runner = CliRunner()
-    ok = runner.invoke(app, ["bundle", "verify", str(out), "--json"])
-    assert ok.exit_code == 0 and json.loads(ok.stdout) == {"bundle": str(out), "ok": True, "problems": []}
+    assert verify_bundle(out) == []  # manifest, hashes and header are fine; the CLI also runs the program
+    fake = runner.invoke(app, ["bundle", "verify", str(out), "--json"])
+    assert fake.exit_code == 1 and json.loads(fake.stdout) == {"bundle": str(out), "ok": False, "problems": [
+        "model.pte: the ExecuTorch runtime cannot load it (Failed to load program, error: 0x:23); re-export the "
+        "bundle (`bluelm-edge export`) or copy it again"]}
     (out / "model.pte").write_bytes(b"short")
     bad = runner.invoke(app, ["bundle", "verify", str(out)])
     assert bad.exit_code != 0
-    assert "model.pte: size 5 != 2600 in manifest.json" in bad.output
+    assert f"model.pte: size 5 != {len(PTE_BYTES)} in manifest.json" in bad.output
 
 
 _SLOW_WRITER = """
 import sys, time
 from pathlib import Path
-sys.path.insert(0, {root!r})
+sys.path[:0] = [{root!r}, {root!r} + "/tests"]
 from tests.test_bundle import _args, _fill
 from bluelm_edge.export.bundle import write_bundle
 def fill(tmp):

@@ -56,7 +56,8 @@ def _one_line_error(path, match: str) -> str:
 
 def test_round_trip_is_exact(saved):
     model, cfg, out = saved
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors", "tokenizer.json"]
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [".bluelm-edge", "README.md", "config.json", "model.safetensors", "tokenizer.json"]
     assert (out / "tokenizer.json").read_text() == '{"version": "1.0"}'
     loaded, cfg2 = load_checkpoint(out)
     assert cfg2.to_dict() == cfg.to_dict()
@@ -86,7 +87,7 @@ def test_save_replaces_an_existing_folder_atomically(saved, tmp_path):
     out = tmp_path / "ck"
     save_checkpoint(model, cfg, out, max_shard_bytes=400_000)
     save_checkpoint(model, cfg, out)  # no stale shards or index left behind
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == [".bluelm-edge", "config.json", "model.safetensors"]
     assert [p.name for p in tmp_path.iterdir()] == ["ck"]
 
 

@@ -50,6 +50,9 @@ def test_plot_is_a_png(tmp_path):
     ev.plot(rows, tmp_path / "acc.png")
     data = (tmp_path / "acc.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    from bluelm_edge.io import is_our_png
+
+    assert is_our_png(tmp_path / "acc.png")  # so `eval --plot acc.png` may replace it next time
 
 
 @pytest.fixture(scope="module")

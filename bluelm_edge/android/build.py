@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bluelm_edge.android import toolchain as tc
 from bluelm_edge.android.toolchain import AndroidBuildError
-from bluelm_edge.io import atomic_path, sha256_file
+from bluelm_edge.io import atomic_path, check_output_file, sha256_file
 
 PACKAGE = "com.bluelm.edge.demo"
 VERSION_NAME, VERSION_CODE = "0.1.0", 1
@@ -61,8 +61,12 @@ class Signing:
 
 def package_apk(bundle: Path | None, out: Path, *, keystore: Path | None = None, key_alias: str | None = None,
                 embed_bundle: bool = False, executorch_aar: Path | None = None, offline: bool | None = None,
-                password_prompt: Callable[[], str] | None = None, step: Step = lambda s: None) -> PackageResult:
-    """Build, sign and write `out` atomically; Gradle when an SDK is configured, else offline."""
+                password_prompt: Callable[[], str] | None = None, step: Step = lambda s: None,
+                overwrite: bool = False) -> PackageResult:
+    """Build, sign and write `out` atomically; Gradle when an SDK is configured, else offline.
+
+    An existing `out` is replaced only if it is an APK of this app, or with `overwrite`."""
+    check_output_file(Path(out), "--out", ours=is_our_apk, overwrite=overwrite)
     manifest = read_bundle(bundle) if bundle is not None else None
     if embed_bundle and manifest is None:
         raise AndroidBuildError("--embed-bundle needs a bundle folder; run `bluelm-edge export` first")
@@ -122,8 +126,20 @@ def debug_keystore() -> Path:
     return ks
 
 
+def is_our_apk(path: Path) -> bool:
+    """True for an APK of the demo app (its binary manifest names PACKAGE, UTF-8 or UTF-16)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            xml = z.read("AndroidManifest.xml")
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return False
+    return PACKAGE.encode() in xml or PACKAGE.encode("utf-16-le") in xml
+
+
 def sign(unsigned: Path, signed: Path, s: Signing) -> None:
-    run(["apksigner", "sign", "--ks", str(s.keystore), "--ks-key-alias", s.alias, "--ks-pass", f"env:{PASSWORD_ENV}",
+    """apksigner, v1-v3 schemes only: v4 would leave a `<signed>.idsig` sidecar beside the APK."""
+    run(["apksigner", "sign", "--v4-signing-enabled", "false", "--ks", str(s.keystore), "--ks-key-alias", s.alias,
+         "--ks-pass", f"env:{PASSWORD_ENV}",
          "--key-pass", f"env:{PASSWORD_ENV}", "--out", str(signed), str(unsigned)],
         "sign the APK (wrong keystore password or alias?)", env={PASSWORD_ENV: s.password})
 

@@ -24,13 +24,13 @@ def verify(
     bundle_dir: Annotated[Path, typer.Argument(help="Bundle folder to check.")],
     json_out: JsonOpt = False,
 ) -> None:
-    """Check every file's size and sha256, the manifest schema and the program files; exit 1 on problems.
+    """Check the manifest, every file's size and sha256, and the program (header, then loaded by the runtime).
 
     Example: bluelm-edge bundle verify ./bluelm-bundle
     """
     from bluelm_edge.export.bundle import verify_bundle
 
-    problems = verify_bundle(bundle_dir)
+    problems = verify_bundle(bundle_dir, runtime=True)
     if json_out:
         typer.echo(json.dumps({"bundle": str(bundle_dir), "ok": not problems, "problems": problems}, indent=2))
     else:

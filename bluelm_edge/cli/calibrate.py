@@ -27,11 +27,13 @@ def calibrate(
 
     Then:    bluelm-edge quantize --recipe qnn-16a4w --calibration calib --out q-qnn
     """
+    from bluelm_edge.io import check_output_dir
     from bluelm_edge.model.checkpoint import load_checkpoint
     from bluelm_edge.quant.calibration import load_set
     from bluelm_edge.quant.capture import run_calibration
     from bluelm_edge.text.tokenizer import Tokenizer
 
+    check_output_dir(out)
     folder = resolve_model_dir(model)
     net, cfg = load_checkpoint(folder)
     tokenizer = Tokenizer.from_file(folder / "tokenizer.json")

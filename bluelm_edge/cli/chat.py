@@ -8,8 +8,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from bluelm_edge.cli.common import JsonOpt, ModelArg, PresetOpt, load_for_generation
+from bluelm_edge.errors import BlueLMError
 from bluelm_edge.generate import Sampling
 from bluelm_edge.session import ChatSession, Reply
 
@@ -79,23 +81,78 @@ def chat(
             typer.echo(json.dumps({"thinking": reply.thinking, "answer": reply.answer,
                                    "stats": reply.stats.to_dict()}, indent=2))
         return
-    console.print("[dim]type a message; /image PATH attaches an image, /reset clears, /quit exits[/dim]")
-    pending: list[Path] = list(image or [])
+    console.print("[dim]type a message; /help lists the commands[/dim]")
+    pending: list = []
+    for path in image or []:
+        _attach(console, str(path), pending)
+    _interactive(console, session, turn, pending)
+
+
+HELP = ("/image PATH  attach an image (PNG or JPEG) to your next message\n"
+        "/reset       clear the conversation and any attached images\n"
+        "/help        this list\n"
+        "/quit        exit (also /exit, Ctrl-D)")
+
+
+def _interactive(console: Console, session: ChatSession, turn, pending: list) -> None:
+    """Read messages until /quit or EOF; a user error is one line and the conversation goes on."""
     while True:
         try:
             text = console.input("[bold]you>[/bold] ")
         except EOFError:
             return
-        if text.strip() in ("/quit", "/exit"):
-            return
-        if text.startswith("/image "):
-            pending.append(Path(text[7:].strip()))
+        if text.startswith("/"):
+            if _command(console, session, text.strip(), pending):
+                return
             continue
-        if text.strip() == "/reset":
-            session.reset()
+        if not text.strip():
             continue
-        turn(text, pending)
-        pending = []
+        try:
+            turn(text, pending)
+        except BlueLMError as err:  # e.g. a prompt over the context: the history is unchanged
+            _error(console, str(err))
+            continue
+        pending.clear()
+
+
+def _command(console: Console, session: ChatSession, line: str, pending: list) -> bool:
+    """Run one /command (never sent to the model); True means quit."""
+    name, _, arg = line.partition(" ")
+    if name in ("/quit", "/exit"):
+        return True
+    if name == "/help":
+        console.print(HELP, markup=False, highlight=False)
+    elif name == "/reset":
+        session.reset()
+        pending.clear()
+        console.print("[dim]conversation cleared[/dim]")
+    elif name == "/image":
+        _attach(console, arg.strip(), pending)
+    else:
+        _error(console, f"unknown command {name}; /help lists the commands")
+    return False
+
+
+def _attach(console: Console, arg: str, pending: list) -> None:
+    """Check the image now (whole file decoded) so a bad path never costs the conversation."""
+    from bluelm_edge.imaging import load_image
+
+    path = Path(arg).expanduser()
+    if not arg:
+        return _error(console, "/image needs a path, e.g. /image photo.png")
+    if path.is_dir():
+        return _error(console, f"{path}: is a folder; give an image file (PNG or JPEG)")
+    try:
+        img = load_image(path)
+    except BlueLMError as err:
+        return _error(console, str(err))
+    pending.append(img)
+    console.print(f"[dim]attached {escape(str(path))} ({img.width}x{img.height}); it goes with your next "
+                  "message[/dim]", highlight=False)
+
+
+def _error(console: Console, message: str) -> None:
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

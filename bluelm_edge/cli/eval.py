@@ -28,6 +28,8 @@ def eval_cmd(
         bool, typer.Option("--blank-images", help="Replace every image by a blank one (does the model look?).")
     ] = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG of accuracy against budget.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --plot even if we did not write it.")]
+    = False,
     compare: Annotated[str | None, typer.Option(
         "--compare", help="Quantization report: recipes vs fp32, e.g. xnnpack-8da4w,qnn-16a4w.")] = None,
     json_out: JsonOpt = False,
@@ -38,6 +40,10 @@ def eval_cmd(
 
     Example: bluelm-edge eval --compare xnnpack-8da4w,qnn-16a4w,mediatek-a16w4 --limit 6 --json
     """
+    if plot is not None:
+        from bluelm_edge.io import check_output_file, is_our_png
+
+        check_output_file(plot, "--plot", ours=is_our_png, overwrite=overwrite)
     if compare:
         return _compare(model, compare, tasks, limit, json_out)
     from bluelm_edge.session import ChatSession

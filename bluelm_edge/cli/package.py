@@ -31,6 +31,8 @@ def package(
     executorch_aar: Annotated[Path | None, typer.Option(help="ExecuTorch AAR whose classes and "
                                                         "arm64-v8a libraries go into an offline build.")] = None,
     offline: Annotated[bool, typer.Option(help="Build offline even when an Android SDK is set.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out even if it is not this app's APK.")]
+    = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     from bluelm_edge.android import package_apk
@@ -44,7 +46,7 @@ def package(
             bundle, out, keystore=keystore, key_alias=key_alias, embed_bundle=embed_bundle,
             executorch_aar=executorch_aar, offline=True if offline else None,
             password_prompt=lambda: typer.prompt("Keystore password", hide_input=True),
-            step=lambda s: progress.update(task, description=s),
+            step=lambda s: progress.update(task, description=s), overwrite=overwrite,
         )
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))

@@ -40,8 +40,11 @@ def profile(
     """
     from bluelm_edge.device.bundle import read_manifest
     from bluelm_edge.device.profile import profile_device, profile_host, read_prompts
-    from bluelm_edge.device.report import operator_table, plot_reports, report_table
+    from bluelm_edge.device.report import is_plot_folder, operator_table, plot_reports, report_table
+    from bluelm_edge.io import check_output_dir
 
+    if plot is not None:
+        check_output_dir(plot, "--plot", ours=is_plot_folder)
     budget, texts = parse_budget(thinking_budget), read_prompts(prompts)
     manifests = [(b, read_manifest(b)) for b in bundles]
     console = Console(stderr=as_json)

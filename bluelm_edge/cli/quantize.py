@@ -35,6 +35,7 @@ def quantize(
 
     Example: bluelm-edge quantize --recipe qnn-16a4w --soc SM8650 --calibration calib --out q-qnn
     """
+    from bluelm_edge.io import check_output_dir
     from bluelm_edge.quant.recipes import all_recipes, get_recipe
 
     if list_recipes:
@@ -42,6 +43,7 @@ def quantize(
     if recipe is None or out is None:
         raise UsageError("give --recipe NAME and --out DIR (or --list-recipes to see the recipes)")
     chosen = get_recipe(recipe)
+    check_output_dir(out)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=Console(stderr=True), transient=True) as bar:
         bar.add_task(f"quantize ({chosen.name})")

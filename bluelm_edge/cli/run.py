@@ -37,6 +37,10 @@ def run(
     from bluelm_edge.generate import Sampling
     from bluelm_edge.session import ChatSession
 
+    if profile:
+        from bluelm_edge.io import check_output_file
+
+        check_output_file(etdump, "--etdump", ours=_is_etdump, overwrite=None)
     decoder, tokenizer, config = load_bundle_decoder(bundle_dir, etdump=profile)
     console = Console(quiet=json_out)
     budget = thinking_budget if thinking_budget is not None else config.default_thinking_budget
@@ -53,6 +57,12 @@ def run(
     if json_out:
         typer.echo(json.dumps({"thinking": reply.thinking, "answer": reply.answer, "tokens": reply.tokens,
                                "stats": reply.stats.to_dict(), "profile": rows}, indent=2))
+
+
+def _is_etdump(path: Path) -> bool:
+    """An ETDump of ours to replace: a size-prefixed flatbuffer with the ED00 identifier."""
+    with open(path, "rb") as f:
+        return f.read(16)[8:12] == b"ED00"
 
 
 def _table(rows: list[dict], etdump: Path) -> Table:

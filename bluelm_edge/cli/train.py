@@ -62,10 +62,12 @@ def train(
 
     Example: torchrun --nproc_per_node 2 -m bluelm_edge.cli.main train --out runs/ddp --steps 100
     """
+    from bluelm_edge.io import check_output_dir
     from bluelm_edge.train import trainer
     from bluelm_edge.train.data import load_chats
     from bluelm_edge.train.tasks import get_tasks
 
+    check_output_dir(out)  # a run of ours is resumed; anything else is the user's
     task_list = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else []
     try:
         get_tasks(task_list)

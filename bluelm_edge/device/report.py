@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
-from bluelm_edge.io import atomic_path
+from bluelm_edge.io import PNG_SOFTWARE, atomic_dir, is_our_png
 
 METRICS = ("load_ms", "ttft_ms", "prefill_tok_s", "decode_tok_s", "peak_memory_mb", "j_per_token", "temp_rise_c")
 UNITS = {
@@ -169,10 +169,19 @@ def plot_reports(reports: list[dict[str, Any]], folder: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
+    with atomic_dir(Path(folder), marker=False, ours=is_plot_folder, option="--plot") as tmp:
+        names = _draw(reports, tmp)
+    return [Path(folder) / name for name in names]
+
+
+def is_plot_folder(folder: Path) -> bool:
+    """A folder of ours to replace: only PNGs that bluelm-edge drew (their Software metadata)."""
+    return all(p.suffix == ".png" and is_our_png(p) for p in Path(folder).iterdir())
+
+
+def _draw(reports: list[dict[str, Any]], folder: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     written = []
     for i, rep in enumerate(reports):
         tl = rep["timeline"]
@@ -197,10 +206,9 @@ def plot_reports(reports: list[dict[str, Any]], folder: Path) -> list[Path]:
     return written
 
 
-def _save(fig: Any, path: Path) -> Path:
+def _save(fig: Any, path: Path) -> str:
     import matplotlib.pyplot as plt
 
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+    fig.savefig(path, format="png", dpi=100, metadata={"Software": PNG_SOFTWARE})
     plt.close(fig)
-    return path
+    return path.name

@@ -16,8 +16,8 @@ from typing import Any
 
 from bluelm_edge import __version__
 from bluelm_edge.errors import BlueLMError
-from bluelm_edge.export import contract
-from bluelm_edge.io import atomic_dir, atomic_write_text, sha256_file
+from bluelm_edge.export import contract, program
+from bluelm_edge.io import atomic_dir, atomic_write_text, check_output_dir, sha256_file
 from bluelm_edge.model.config import BlueLMConfig
 
 REQUIRED_KEYS = ("schema_version", "bundle_id", "model_id", "backend", "soc", "recipe", "lowered",
@@ -59,8 +59,9 @@ def write_bundle(
 ) -> dict[str, Any]:
     """Build the bundle in a temp folder: `fill(tmp)` writes the files, then the manifest, then rename."""
     out = Path(out)
+    check_output_dir(out)
     clean_partials(out)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, marker=False) as tmp:  # the manifest marks a bundle as ours
         fill(tmp)
         manifest = build_manifest(tmp, **manifest_args)
         atomic_write_text(tmp / contract.MANIFEST_JSON, json.dumps(manifest, indent=2) + "\n")
@@ -73,18 +74,24 @@ def clean_partials(out: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def read_manifest(bundle_dir: Path) -> dict[str, Any]:
-    """The verified manifest of a bundle, or a BundleError naming the first problem."""
-    problems = verify_bundle(bundle_dir)
+def read_manifest(bundle_dir: Path, *, runtime: bool = False) -> dict[str, Any]:
+    """The verified manifest of a bundle, or a BundleError naming the first problem.
+
+    `runtime=True` also loads the program through the ExecuTorch runtime (host-run commands)."""
+    problems = verify_bundle(bundle_dir, runtime=runtime)
     if problems:
         more = f" (+{len(problems) - 1} more; see `bluelm-edge bundle verify {bundle_dir}`)"
         more = more if len(problems) > 1 else ""
-        raise BundleError(f"{problems[0]}{more}")
+        first = problems[0] if problems[0].startswith(str(bundle_dir)) else f"{bundle_dir}/{problems[0]}"
+        raise BundleError(f"{first}{more}")
     return json.loads((Path(bundle_dir) / contract.MANIFEST_JSON).read_text())
 
 
-def verify_bundle(bundle_dir: Path) -> list[str]:
-    """Every problem of the bundle, one line each; an empty list means it verifies."""
+def verify_bundle(bundle_dir: Path, *, runtime: bool = False) -> list[str]:
+    """Every problem of the bundle, one line each; an empty list means it verifies.
+
+    Manifest schema, every file's size and sha256, the program header (Python: identifier and
+    declared sizes); with `runtime` also the program through the runtime (methods, metadata)."""
     folder = Path(bundle_dir)
     if not folder.is_dir():
         return [f"{folder}: no such bundle folder; build one with `bluelm-edge export`"]
@@ -96,7 +103,8 @@ def verify_bundle(bundle_dir: Path) -> list[str]:
     problems += _check_keys(manifest)
     if problems:
         return problems
-    return _check_files(folder, manifest) + _check_program(manifest)
+    problems = _check_files(folder, manifest) + _check_program(manifest)
+    return problems or _check_program_file(folder, manifest, runtime)
 
 
 def _load(folder: Path) -> tuple[dict[str, Any] | None, list[str]]:
@@ -150,3 +158,14 @@ def _check_program(manifest: dict[str, Any]) -> list[str]:
     if manifest["program"] not in names:
         problems.append(f"manifest.json: program {manifest['program']!r} is not among the files")
     return problems
+
+
+def _check_program_file(folder: Path, manifest: dict[str, Any], runtime: bool) -> list[str]:
+    """The program itself: its header always, then (`runtime`) what the runtime makes of it."""
+    path = folder / manifest["program"]
+    if not manifest["lowered"]:
+        return program.archive_problems(path)
+    problems = program.header_problems(path)
+    if problems or not runtime:
+        return problems
+    return program.runtime_problems(path, manifest["app"])

@@ -45,6 +45,13 @@ TOKEN_KEYS = {
 }
 
 
+METADATA_KEYS = (  # the constant methods of `metadata` (what `bundle verify` asks a program for)
+    "get_max_seq_len", "get_max_context_len", "get_vocab_size", "get_n_layers", "get_bos_id", "get_eos_ids",
+    "use_kv_cache", "enable_dynamic_shape", "get_think_start_id", "get_think_end_id", "get_image_token_id",
+    "get_tile_size", "get_tokens_per_tile", "get_vision_batch", "get_max_prefill", "get_default_thinking_budget",
+)
+
+
 def metadata(cfg: BlueLMConfig, prefill_chunk: int, vision_batch: int) -> dict[str, Any]:
     """The constant methods every `.pte` carries: ExecuTorch's runner keys, then ours."""
     t, d = cfg.tokens, cfg.decoder

@@ -19,6 +19,7 @@ import torch
 
 from bluelm_edge.export import contract
 from bluelm_edge.export.bundle import BundleError, read_manifest
+from bluelm_edge.export.program import runtime_problems
 from bluelm_edge.model.config import BlueLMConfig
 
 # ETDump with timings only: no debug buffer (intermediate outputs would need ~200 MB and make the
@@ -27,6 +28,7 @@ from bluelm_edge.model.config import BlueLMConfig
 
 def _runtime() -> Any:
     import executorch.kernels.quantized  # noqa: F401  (registers quantized_decomposed::*.out)
+    from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401  (llama::custom_sdpa, update_cache)
     from executorch.runtime import Runtime
 
     return Runtime.get()
@@ -89,7 +91,8 @@ class PteDecoder:
 
 
 def bundle_program(bundle_dir: Path) -> tuple[dict[str, Any], Path]:
-    """(manifest, path of model.pte) of a verified, lowered, host-runnable bundle."""
+    """(manifest, path of model.pte) of a verified, lowered, host-runnable bundle (the program is
+    checked through the runtime first, so a broken `.pte` is one line)."""
     manifest = read_manifest(bundle_dir)
     if not manifest["lowered"]:
         raise BundleError(f"{bundle_dir}: not lowered yet (no vendor SDK at export); run `bluelm-edge lower "
@@ -97,7 +100,11 @@ def bundle_program(bundle_dir: Path) -> tuple[dict[str, Any], Path]:
     if manifest["backend"] != "xnnpack":
         raise BundleError(f"{bundle_dir}: a {manifest['backend']} bundle runs only on its NPU; use "
                           "`bluelm-edge deploy`, or export --backend xnnpack to run on this host")
-    return manifest, Path(bundle_dir) / manifest["program"]
+    pte = Path(bundle_dir) / manifest["program"]
+    problems = runtime_problems(pte, manifest["app"])  # the header passed read_manifest: safe to load
+    if problems:
+        raise BundleError(f"{bundle_dir}/{problems[0]}")  # one line: the first problem
+    return manifest, pte
 
 
 def load_bundle_decoder(bundle_dir: Path, *, etdump: bool = False) -> tuple[PteDecoder, Any, BlueLMConfig]:

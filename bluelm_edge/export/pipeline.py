@@ -26,7 +26,7 @@ from bluelm_edge.errors import BlueLMError, UsageError
 from bluelm_edge.export import archive, bundle, contract
 from bluelm_edge.graphs import methods
 from bluelm_edge.graphs.forms import FORM_VERSION
-from bluelm_edge.io import atomic_dir, sha256_file
+from bluelm_edge.io import atomic_dir, check_output_dir, sha256_file
 
 DEFAULT_RECIPES = {"xnnpack": "xnnpack-8da4w", "qnn": "qnn-16a4w", "mediatek": "mediatek-a16w4"}
 DEFAULT_SOCS = {"qnn": "SM8650", "mediatek": "mt6989"}
@@ -189,6 +189,7 @@ def cache_dir(opts: ExportOptions, key: str) -> Path:
 def run_export(opts: ExportOptions, show: bool = True) -> ExportResult:
     """Run every stage (reusing the cached artifact when its key matches) and write the bundle."""
     opts = resolve(opts)
+    check_output_dir(Path(opts.out))  # before the pipeline runs: never replace the user's files
     st = Stages(show)
     with st.progress:
         with st.stage("load checkpoint"):
@@ -246,7 +247,7 @@ def build_artifacts(opts: ExportOptions, model: Any, config: Any, tokenizer: Any
     with st.stage("torch.export"):
         progs = methods.export_methods(model, chunk, opts.vision_batch, modules=modules)
     meta = contract.metadata(config, chunk, opts.vision_batch)
-    with atomic_dir(cdir) as tmp:
+    with atomic_dir(cdir, ours=lambda p: (p / "done.json").is_file()) as tmp:
         with st.stage(f"lower ({opts.backend})"):
             missing = lower_into(tmp, opts, progs, meta)
         quality = {}

@@ -112,7 +112,7 @@ def plot(rows: Sequence[Row], path: Path, title: str = "accuracy against thinkin
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from bluelm_edge.io import atomic_path
+    from bluelm_edge.io import PNG_SOFTWARE, atomic_path
 
     budgets = list(dict.fromkeys(r.budget for r in rows))
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -130,5 +130,5 @@ def plot(rows: Sequence[Row], path: Path, title: str = "accuracy against thinkin
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
     with atomic_path(Path(path)) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": PNG_SOFTWARE})
     plt.close(fig)

@@ -13,6 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from fake_program import fake_pte
 from typer.testing import CliRunner
 
 from .phone import PROFILES, Faults, SimPhone
@@ -90,7 +91,8 @@ def make_bundle(folder: Path, *, backend: str = "xnnpack", soc: str | None = Non
     names = ["model.pte", "tokenizer.json", "config.json"]
     files = []
     for name, size in zip(names, [*sizes, 300], strict=True):
-        data = rng.randbytes(size) if name.endswith(".pte") else json.dumps({"n": name, "pad": "x" * size}).encode()
+        pad = json.dumps({"n": name, "pad": "x" * size}).encode()
+        data = fake_pte(rng.randbytes(size - 40)) if name.endswith(".pte") else pad  # a header, then filler
         (folder / name).write_bytes(data)
         files.append({"path": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
     bid = bundle_id or f"bluelm-tiny-{backend}-{(soc or 'any').lower()}-{files[0]['sha256'][:8]}"
