@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 
 import pytest
 import torch
@@ -68,9 +69,7 @@ def test_forward_shares_the_decoders_delegates_and_cache(geometry_export):
     assert sum(map(len, data(fwd))) < 0.02 * path.stat().st_size
 
 
-def test_skipping_idle_passes_is_byte_identical(tmp_path):
-    import bluelm_edge.export.xnnpack_passes as passes
-    from bluelm_edge.export import lower_xnnpack
+def _geometry_programs():
     from bluelm_edge.export.pipeline import ExportOptions, load_source
     from bluelm_edge.graphs import methods
     from bluelm_edge.graphs.forms import graph_source
@@ -82,17 +81,41 @@ def test_skipping_idle_passes_is_byte_identical(tmp_path):
     quantize_xnnpack_(model, get_recipe("xnnpack-8da4w"))
     src = graph_source("xnnpack", model)
     names = [contract.VISION_ENCODER, contract.TEXT_DECODER]
-    meta = contract.metadata(config, 256, 1)
-    digests, skip = [], passes.skip_idle_passes
-    for ctx in (skip, contextlib.nullcontext):
-        progs = methods.export_methods(src, 256, 1, modules=methods.wrappers(src, names))
-        passes.skip_idle_passes = ctx
-        try:
-            lower_xnnpack.lower(progs, meta, tmp_path / "m.pte")
-        finally:
-            passes.skip_idle_passes = skip
-        digests.append(hashlib.sha256((tmp_path / "m.pte").read_bytes()).hexdigest())
-    assert digests[0] == digests[1]
+    return (lambda: methods.export_methods(src, 256, 1, modules=methods.wrappers(src, names))), \
+        contract.metadata(config, 256, 1), config
+
+
+def test_idle_passes_and_the_vision_worker_change_nothing(tmp_path, monkeypatch):
+    """Skipping idle passes: byte-identical. A failed worker: the parent lowers vision itself,
+    byte-identical again. The worker's result: the same outputs in the runtime."""
+    import bluelm_edge.export.xnnpack_passes as passes
+    from bluelm_edge.export import lower_worker, lower_xnnpack
+
+    programs, meta, config = _geometry_programs()
+    skip = passes.skip_idle_passes
+    monkeypatch.setattr(passes, "skip_idle_passes", contextlib.nullcontext)
+    lower_xnnpack.lower(programs(), meta, tmp_path / "all_passes.pte", parallel=False)
+    monkeypatch.setattr(passes, "skip_idle_passes", skip)
+    lower_xnnpack.lower(programs(), meta, tmp_path / "skip.pte", parallel=False)
+    assert lower_worker.available()
+    lower_xnnpack.lower(programs(), meta, tmp_path / "worker.pte", parallel=True)
+    with monkeypatch.context() as m:
+        m.setattr(lower_worker, "_child", lambda *a: os._exit(1))
+        lower_xnnpack.lower(programs(), meta, tmp_path / "fallback.pte", parallel=True)
+
+    def digest(name):
+        return hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+
+    assert digest("all_passes.pte") == digest("skip.pte") == digest("fallback.pte")
+    s = config.vision.image_size
+    pixels = torch.randn(1, 3, s, s, generator=torch.Generator().manual_seed(0))
+    embeds, pos = torch.randn(1, 5, config.decoder.dim, generator=torch.Generator().manual_seed(1)), torch.arange(5)
+    outs = []
+    for name in ("skip.pte", "worker.pte"):
+        program = _load(tmp_path / name)
+        outs.append((program.load_method(contract.VISION_ENCODER).execute([pixels])[0],
+                     program.load_method(contract.TEXT_DECODER).execute([embeds, pos])[0]))
+    assert all(torch.equal(a, b) for a, b in zip(*outs, strict=True))
 
 
 def test_idle_pass_table():

@@ -28,18 +28,19 @@ def backend_config() -> Any:
     )
 
 
-def lower(programs: dict[str, ExportedProgram], metadata: dict[str, Any], path: Path) -> int:
+def lower(programs: dict[str, ExportedProgram], metadata: dict[str, Any], path: Path, parallel: bool = True) -> int:
     """`to_edge_transform_and_lower` with the XNNPACK partitioner, then `to_executorch`, written
     atomically to `path` without first joining the program into one bytes object (at 3B that copy is
     gigabytes of peak memory). When `forward`, `token_embedding` and `text_decoder` are all there,
     `forward` is composed from the other two once lowered (`export.compose`): one lowering of the
-    decoder. Returns the file's size."""
+    decoder. `parallel`: lower the vision encoder in a forked worker when a core is free.
+    Returns the file's size."""
     from executorch.exir import EdgeProgramManager
 
     from bluelm_edge.io import atomic_path
 
     with torch.no_grad():
-        edge = _lowered(programs)
+        edge = _lowered(programs, parallel)
         program = EdgeProgramManager(edge, constant_methods=metadata, compile_config=_compile_config())
         program = program.to_executorch(backend_config())
         del edge
@@ -54,25 +55,39 @@ def _compile_config() -> Any:
     return EdgeCompileConfig(_check_ir_validity=False)
 
 
-def _lowered(programs: dict[str, ExportedProgram]) -> dict[str, ExportedProgram]:
-    """{method: lowered edge program}, in the order of `programs`."""
+def _lower_here(programs: dict[str, ExportedProgram]) -> dict[str, ExportedProgram]:
+    """{method: lowered edge program} for `programs`, in this process."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
-    from bluelm_edge.export import contract
-    from bluelm_edge.export.compose import compose_forward
     from bluelm_edge.export.xnnpack_passes import skip_idle_passes
+
+    with skip_idle_passes():
+        edge = to_edge_transform_and_lower(
+            programs,
+            partitioner={name: [XnnpackPartitioner()] for name in programs},
+            compile_config=_compile_config(),
+        )
+    return {name: edge.exported_program(name) for name in programs}
+
+
+def _lowered(programs: dict[str, ExportedProgram], parallel: bool = True) -> dict[str, ExportedProgram]:
+    """{method: lowered edge program}, in the order of `programs`. `forward` is composed when its
+    parts are there; the vision encoder is lowered in a forked worker beside the rest when a
+    second core is free (`export.lower_worker`)."""
+    from bluelm_edge.export import contract, lower_worker
+    from bluelm_edge.export.compose import compose_forward
 
     parts = {contract.FORWARD, contract.TOKEN_EMBEDDING, contract.TEXT_DECODER}
     composed = parts <= programs.keys()
     todo = {k: v for k, v in programs.items() if not (composed and k == contract.FORWARD)}
-    with skip_idle_passes():
-        edge = to_edge_transform_and_lower(
-            todo,
-            partitioner={name: [XnnpackPartitioner()] for name in todo},
-            compile_config=_compile_config(),
-        )
-    out = {name: edge.exported_program(name) for name in todo}
+    vision = contract.VISION_ENCODER
+    if parallel and vision in todo and len(todo) > 1 and lower_worker.available():
+        with lower_worker.aside(vision, todo.pop(vision), _lower_here) as vision_result:
+            out = _lower_here(todo)
+            out[vision] = vision_result()
+    else:
+        out = _lower_here(todo)
     if composed:
         out[contract.FORWARD] = compose_forward(out[contract.TOKEN_EMBEDDING], out[contract.TEXT_DECODER])
     return {name: out[name] for name in programs}
