@@ -40,14 +40,25 @@ def rss_gb(field: str = "VmRSS") -> float:
     return 0.0
 
 
+def used_gb() -> float:
+    """Memory in use on the machine (MemTotal - MemAvailable), GiB."""
+    info = {line.split(":")[0]: int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()}
+    return (info["MemTotal"] - info["MemAvailable"]) * 1024 / GB
+
+
+USED = {"baseline": used_gb(), "peak": 0.0}  # machine-wide high-water mark (counts the lowering worker)
+
+
 def watchdog(limit_gb: float) -> None:
-    """Abort the process (exit 3) if its RSS passes `limit_gb`: the machine is shared."""
+    """Abort the process (exit 3) if its RSS passes `limit_gb`: the machine is shared. Also samples
+    the machine's memory in use, so a forked lowering worker's pages count too."""
     def loop() -> None:
         while True:
+            USED["peak"] = max(USED["peak"], used_gb() - USED["baseline"])
             if rss_gb() > limit_gb:
                 print(f"RSS {rss_gb():.1f} GiB > limit {limit_gb} GiB: aborting", file=sys.stderr, flush=True)
                 os._exit(3)
-            time.sleep(1.0)
+            time.sleep(0.5)
 
     threading.Thread(target=loop, daemon=True).start()
 
@@ -103,7 +114,9 @@ def export_and_lower(args: argparse.Namespace, model, config, clock: Clock, pte_
 
     chunk = min(args.prefill_chunk or config.decoder.max_seq_len, config.decoder.max_seq_len)
     start = time.perf_counter()
-    progs = methods.export_methods(graph_source("xnnpack", model), chunk, args.vision_batch)
+    source = graph_source("xnnpack", model)
+    names = [m for m in contract.METHODS if m != contract.FORWARD]  # forward: composed when lowered
+    progs = methods.export_methods(source, chunk, args.vision_batch, modules=methods.wrappers(source, names))
     clock.done("torch.export", start)
     start = time.perf_counter()
     size = lower_xnnpack.lower(progs, contract.metadata(config, chunk, args.vision_batch), pte_path)
@@ -206,6 +219,8 @@ def main(argv: list[str] | None = None) -> dict:
         "parameters": params, "max_context": args.max_context, "prefill_chunk": args.prefill_chunk,
         "vision_batch": args.vision_batch, "wall_s": round(time.perf_counter() - clock.t0, 1),
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB, 2),
+        "worker_peak_rss_gb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / GB, 2),
+        "machine_peak_used_delta_gb": round(USED["peak"], 2),
         "pte_bytes": pte_bytes, "pte_gb": round(pte_bytes / GB, 3), "bundle_id": manifest["bundle_id"],
         "host": host, "roofline": roofline(pte_bytes, params, host), "stages": clock.stages,
         "torch_threads": torch.get_num_threads(),

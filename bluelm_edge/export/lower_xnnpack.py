@@ -31,9 +31,9 @@ def backend_config() -> Any:
 def lower(programs: dict[str, ExportedProgram], metadata: dict[str, Any], path: Path, parallel: bool = True) -> int:
     """`to_edge_transform_and_lower` with the XNNPACK partitioner, then `to_executorch`, written
     atomically to `path` without first joining the program into one bytes object (at 3B that copy is
-    gigabytes of peak memory). When `forward`, `token_embedding` and `text_decoder` are all there,
-    `forward` is composed from the other two once lowered (`export.compose`): one lowering of the
-    decoder. `parallel`: lower the vision encoder in a forked worker when a core is free.
+    gigabytes of peak memory). When `token_embedding` and `text_decoder` are there, `forward` is
+    composed from them once lowered (`export.compose`; a `forward` in `programs` is not used, so
+    callers need not export it): one lowering of the decoder. `parallel`: lower the vision encoder in a forked worker when a core is free.
     Returns the file's size."""
     from executorch.exir import EdgeProgramManager
 
@@ -78,8 +78,7 @@ def _lowered(programs: dict[str, ExportedProgram], parallel: bool = True) -> dic
     from bluelm_edge.export import contract, lower_worker
     from bluelm_edge.export.compose import compose_forward
 
-    parts = {contract.FORWARD, contract.TOKEN_EMBEDDING, contract.TEXT_DECODER}
-    composed = parts <= programs.keys()
+    composed = {contract.TOKEN_EMBEDDING, contract.TEXT_DECODER} <= programs.keys()
     todo = {k: v for k, v in programs.items() if not (composed and k == contract.FORWARD)}
     vision = contract.VISION_ENCODER
     if parallel and vision in todo and len(todo) > 1 and lower_worker.available():
@@ -90,4 +89,4 @@ def _lowered(programs: dict[str, ExportedProgram], parallel: bool = True) -> dic
         out = _lower_here(todo)
     if composed:
         out[contract.FORWARD] = compose_forward(out[contract.TOKEN_EMBEDDING], out[contract.TEXT_DECODER])
-    return {name: out[name] for name in programs}
+    return {name: out[name] for name in contract.METHODS if name in out}

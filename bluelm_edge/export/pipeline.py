@@ -244,6 +244,8 @@ def build_artifacts(opts: ExportOptions, model: Any, config: Any, tokenizer: Any
                                            vision_batch=opts.vision_batch, methods=names).modules
     if modules is None:  # fp32 XNNPACK: the source transform (quantize_for_backend does it otherwise)
         modules = methods.wrappers(graph_source(opts.backend, model), names)
+    if opts.backend == "xnnpack":  # forward is composed from the lowered embedding + decoder
+        modules = {k: v for k, v in modules.items() if k != contract.FORWARD}
     with st.stage("torch.export"):
         progs = methods.export_methods(model, chunk, opts.vision_batch, modules=modules)
     meta = contract.metadata(config, chunk, opts.vision_batch)
