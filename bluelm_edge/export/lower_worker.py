@@ -37,6 +37,7 @@ def _child(name: str, program: ExportedProgram, lower: Lower, out: Path) -> None
     """In the fork: lower, save, exit without running the parent's atexit handlers."""
     code = 1
     try:
+        _fresh_streams()
         from executorch.exir.serde import serialize as serde
 
         torch.set_num_threads(1)
@@ -50,6 +51,18 @@ def _child(name: str, program: ExportedProgram, lower: Lower, out: Path) -> None
             print(f"lowering worker for {name} failed: {type(e).__name__}: {e}", file=sys.stderr)
     finally:
         os._exit(code)
+
+
+def _fresh_streams() -> None:
+    """New stdout/stderr objects in the fork: another thread of the parent may have held the old
+    ones' locks at the moment of the fork. Silent unless debugging (the parent owns the terminal)."""
+    import warnings
+
+    debug = bool(os.environ.get("BLUELM_DEBUG"))
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (lives until os._exit)
+    sys.stderr = os.fdopen(os.dup(2), "w") if debug else open(os.devnull, "w")  # noqa: SIM115
+    if not debug:
+        warnings.simplefilter("ignore")
 
 
 @contextmanager
