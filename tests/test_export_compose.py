@@ -97,7 +97,7 @@ def test_idle_passes_and_the_vision_worker_change_nothing(tmp_path, monkeypatch)
     lower_xnnpack.lower(programs(), meta, tmp_path / "all_passes.pte", parallel=False)
     monkeypatch.setattr(passes, "skip_idle_passes", skip)
     lower_xnnpack.lower(programs(), meta, tmp_path / "skip.pte", parallel=False)
-    assert lower_worker.available()
+    assert lower_worker.worth_it(programs()[contract.VISION_ENCODER])
     lower_xnnpack.lower(programs(), meta, tmp_path / "worker.pte", parallel=True)
     with monkeypatch.context() as m:
         m.setattr(lower_worker, "_child", lambda *a: os._exit(1))

@@ -28,9 +28,25 @@ from torch.export import ExportedProgram
 Lower = Callable[[dict[str, ExportedProgram]], dict[str, ExportedProgram]]
 
 
+# The hand-back reloads the method's weights (the lowered module keeps its original program), a
+# copy the in-process lowering would not make: worth it for small methods only. At 3B the vision
+# tower (0.4B parameters) would add ~1.6 GB to the peak to save ~3% of the lowering time.
+MAX_STATE_BYTES = 256 * 2**20
+
+
 def available() -> bool:
     """A forked worker helps only with a second core, and only where fork exists."""
     return hasattr(os, "fork") and (os.cpu_count() or 1) >= 2 and os.environ.get("BLUELM_LOWER_WORKERS") != "0"
+
+
+def state_bytes(program: ExportedProgram) -> int:
+    tensors = [*program.state_dict.values(), *program.constants.values()]
+    return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
+
+
+def worth_it(program: ExportedProgram) -> bool:
+    """Lower `program` in a worker? Only with a free core and weights small enough to copy."""
+    return available() and state_bytes(program) <= MAX_STATE_BYTES
 
 
 def _child(name: str, program: ExportedProgram, lower: Lower, out: Path) -> None:

@@ -33,8 +33,8 @@ def lower(programs: dict[str, ExportedProgram], metadata: dict[str, Any], path: 
     atomically to `path` without first joining the program into one bytes object (at 3B that copy is
     gigabytes of peak memory). When `token_embedding` and `text_decoder` are there, `forward` is
     composed from them once lowered (`export.compose`; a `forward` in `programs` is not used, so
-    callers need not export it): one lowering of the decoder. `parallel`: lower the vision encoder in a forked worker when a core is free.
-    Returns the file's size."""
+    callers need not export it): one lowering of the decoder. `parallel`: lower a small vision
+    encoder in a forked worker when a core is free (`export.lower_worker`). Returns the file's size."""
     from executorch.exir import EdgeProgramManager
 
     from bluelm_edge.io import atomic_path
@@ -81,7 +81,7 @@ def _lowered(programs: dict[str, ExportedProgram], parallel: bool = True) -> dic
     composed = {contract.TOKEN_EMBEDDING, contract.TEXT_DECODER} <= programs.keys()
     todo = {k: v for k, v in programs.items() if not (composed and k == contract.FORWARD)}
     vision = contract.VISION_ENCODER
-    if parallel and vision in todo and len(todo) > 1 and lower_worker.available():
+    if parallel and vision in todo and len(todo) > 1 and lower_worker.worth_it(todo[vision]):
         with lower_worker.aside(vision, todo.pop(vision), _lower_here) as vision_result:
             out = _lower_here(todo)
             out[vision] = vision_result()
