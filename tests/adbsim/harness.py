@@ -29,12 +29,48 @@ def free_port() -> int:
 
 
 class AdbServer:
-    """A real adb server on a private port; phones are SimPhones connected over loopback."""
+    """A real adb server on a private port; phones are SimPhones connected over loopback.
 
-    def __init__(self, tmp: Path):
-        self.tmp, self.port, self.phones = tmp, str(free_port()), []
+    The server runs in the foreground (`adb nodaemon server`) as our own child process, so it is
+    ours beyond doubt: a port another session's server already holds makes it exit at once (and we
+    try another port) instead of silently sharing that server, and `close()` ends our process only,
+    never a neighbour's server (`adb kill-server` would stop whatever listens on the port).
+    """
+
+    def __init__(self, tmp: Path, attempts: int = 5):
+        self.tmp, self.phones = tmp, []
+        for _ in range(attempts):
+            self.port = str(free_port())
+            self.proc = subprocess.Popen(["adb", "-P", self.port, "nodaemon", "server"], stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if self._listening():
+                break
+            self._stop_server()
+        else:
+            raise RuntimeError(f"no free port for a private adb server after {attempts} tries")
         self.env = {"BLUELM_ADB_PORT": self.port}
-        self.adb("start-server")
+
+    def _listening(self, timeout: float = 20) -> bool:
+        """True once our server accepts on its port (and is still alive just after)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and self.proc.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", int(self.port)), timeout=1).close()
+            except OSError:
+                time.sleep(0.05)
+                continue
+            time.sleep(0.3)  # a server that lost the port to another aborts within milliseconds
+            return self.proc.poll() is None
+        return False
+
+    def _stop_server(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
     def adb(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
         return subprocess.run(["adb", "-P", self.port, *args], capture_output=True, text=True,
@@ -60,8 +96,20 @@ class AdbServer:
         proc.wait()
 
     def reconnect(self, phone: SimPhone) -> None:
+        """Forget the phone's old transport (the server may be reconnecting it on its own), then connect."""
         self.adb("disconnect", phone.serial)
+        self.wait_gone(phone)
         self.connect(phone)
+
+    def wait_gone(self, phone: SimPhone, timeout: float = 15) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            out = self.adb("devices").stdout
+            if f"{phone.serial}\t" not in out:
+                return
+            self.adb("disconnect", phone.serial)
+            time.sleep(0.1)
+        raise TimeoutError(f"{phone.serial} is still listed after adb disconnect: {out!r}")
 
     def wait_state(self, phone: SimPhone, state: str, timeout: float = 15) -> None:
         end = time.monotonic() + timeout
@@ -73,7 +121,7 @@ class AdbServer:
         raise TimeoutError(f"{phone.serial} never reached state {state}: {out!r}")
 
     def close(self) -> None:
-        self.adb("kill-server")
+        self._stop_server()
         for p in self.phones:
             p.stop()
 
