@@ -25,6 +25,21 @@ def _check_soc(backend: str, soc: str | None) -> None:
                          f"choose: {', '.join(choices)}")
 
 
+def _warn_context(model: Path | None, preset: str | None, max_context: int | None) -> None:
+    """Warn (stderr, one line) when --max-context is beyond what the model was trained for."""
+    if max_context is None:
+        return
+    from bluelm_edge.cli.common import resolve_model_dir
+    from bluelm_edge.generate import context_warning
+    from bluelm_edge.model.config import BlueLMConfig
+    from bluelm_edge.model.config import preset as preset_config
+
+    config = preset_config(preset) if preset else BlueLMConfig.load(resolve_model_dir(model) / "config.json")
+    warning = context_warning(max_context, config.decoder.max_seq_len, config.name)
+    if warning:
+        Console(stderr=True).print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True, highlight=False)
+
+
 def export(
     model: Annotated[Path | None, typer.Option(help="Checkpoint folder (default: the shipped stand-in).")] = None,
     backend: Annotated[str, typer.Option(help="xnnpack | qnn | mediatek")] = "xnnpack",
@@ -49,6 +64,7 @@ def export(
     from bluelm_edge.export.pipeline import ExportOptions, SdkMissingError, run_export
 
     _check_soc(backend, soc)
+    _warn_context(model, preset, max_context)
     opts = ExportOptions(model=model, preset=preset, backend=backend, soc=soc, recipe=recipe, max_context=max_context,
                          out=out, force=force, calibration=calibration, samples=samples, benchmark=not no_benchmark,
                          text_only=text_only)

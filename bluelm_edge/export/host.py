@@ -29,6 +29,10 @@ def _runtime() -> Any:
     import executorch.kernels.quantized  # noqa: F401  (registers quantized_decomposed::*.out)
     from executorch.runtime import Runtime
 
+    from bluelm_edge.graphs.xnnpack import load_custom_ops
+
+    load_custom_ops()  # llama::update_cache.out / custom_sdpa.out: a fresh `run` process needs them too
+
     return Runtime.get()
 
 
