@@ -171,19 +171,16 @@ def check_chat(obj: dict[str, Any], where: str) -> None:
 
 
 # ---- images -------------------------------------------------------------------------------------
-def check_image(path: Path, where: str, error: Err = DataError) -> None:
+def check_image(path: Path, where: str, shown: str | None = None, error: Err = DataError) -> None:
     """Fully decode an image now (header, checksums and all pixels), so a bad one is found before
-    any work starts; the message names `where` (file:line) and the image."""
+    any work starts; the message names `where` (file:line) and the image as the user wrote it."""
     from bluelm_edge.imaging import load_image
 
     try:
         load_image(Path(path))
     except BlueLMError as err:
-        raise error(f"{where}: image {str(path)!r} cannot be used: {_strip_name(str(err), path)}") from None
-
-
-def _strip_name(message: str, path: Path) -> str:
-    return message.removeprefix(f"{path}: ")
+        reason = str(err).removeprefix(f"{path}: ")
+        raise error(f"{where}: image {shown or Path(path).name!r} cannot be read: {reason}") from None
 
 
 def _kind(value: Any) -> str:

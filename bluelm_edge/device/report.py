@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.console import Group
 from rich.table import Table
+
+from bluelm_edge.cli import tables
 
 from bluelm_edge.io import atomic_path
 
@@ -133,21 +136,28 @@ def _digits(metric: str) -> int:
     return 3 if metric == "j_per_token" else 1
 
 
-def report_table(reports: list[dict[str, Any]]) -> Table:
-    """One table for several phones/bundles: each run, then the median [min-max]."""
-    table = Table(title="bluelm-edge profile")
-    for col in ("device", "bundle", "run", "load ms", "TTFT ms", "prefill tok/s", "decode tok/s",
-                "peak MiB", "J/token", "temp rise C"):
-        table.add_column(col, justify="right" if col not in ("device", "bundle") else "left")
-    for rep in reports:
-        dev, bundle = rep["device"].get("label", rep["device"].get("serial", "?")), rep["bundle_id"] or "?"
-        for r in rep["runs"]:
-            table.add_row(dev, bundle, str(r["run"]), *(_fmt(r[m], _digits(m)) for m in METRICS))
-        s = rep["summary"]
-        table.add_row(dev, bundle, "median", *(
-            f"{_fmt(s[m]['median'], _digits(m))} [{_fmt(s[m]['min'], _digits(m))}-{_fmt(s[m]['max'], _digits(m))}]"
-            for m in METRICS), style="bold", end_section=True)
-    return table
+LABELS = {"load_ms": "load ms", "ttft_ms": "TTFT ms", "prefill_tok_s": "prefill tok/s", "decode_tok_s": "decode tok/s",
+          "peak_memory_mb": "peak MiB", "j_per_token": "J/token", "temp_rise_c": "temp rise C"}
+MAX_RUN_COLUMNS = 4  # more runs: only the median and range are shown (--json has every run)
+
+
+def report_table(reports: list[dict[str, Any]]) -> Group:
+    """One table per phone and bundle: a row per metric, a column per run, then median and range;
+    every value whole at 80 columns."""
+    return Group(*(_one_report(rep) for rep in reports))
+
+
+def _one_report(rep: dict[str, Any]) -> Table:
+    dev = rep["device"].get("label", rep["device"].get("serial", "?"))
+    runs = rep["runs"] if len(rep["runs"]) <= MAX_RUN_COLUMNS else []
+    heads = [f"run {r['run']}" for r in runs]
+    table = tables.table(f"bluelm-edge profile: {dev} · {rep['bundle_id'] or '?'}", "metric", *heads, "median",
+                         "min-max", right=(*heads, "median", "min-max"))
+    for m in METRICS:
+        s, d = rep["summary"][m], _digits(m)
+        table.add_row(LABELS[m], *(_fmt(r[m], d) for r in runs), _fmt(s["median"], d),
+                      f"{_fmt(s['min'], d)}-{_fmt(s['max'], d)}")
+    return tables.whole(table)
 
 
 def operator_table(report: dict[str, Any]) -> Table | None:
@@ -155,13 +165,12 @@ def operator_table(report: dict[str, Any]) -> Table | None:
     ops = report.get("operators")
     if not ops:
         return None
-    table = Table(title=f"operators ({report['bundle_id']}, ETDump)")
-    for col in ("operator", "calls", "total ms", "share %"):
-        table.add_column(col, justify="left" if col == "operator" else "right")
+    table = tables.table(f"operators ({report['bundle_id']}, ETDump)", "operator", "calls", "total ms", "share %",
+                         right=("calls", "total ms", "share %"))
     total = sum(o["total_ms"] for o in ops) or 1.0
     for o in sorted(ops, key=lambda o: -o["total_ms"]):
         table.add_row(o["name"], str(o.get("calls", "")), f"{o['total_ms']:.2f}", f"{100 * o['total_ms'] / total:.1f}")
-    return table
+    return tables.whole(table)
 
 
 def plot_reports(reports: list[dict[str, Any]], folder: Path) -> list[Path]:

@@ -179,7 +179,7 @@ def _image_path(p: str, base: Path, where: str) -> Path:
     path = Path(p) if Path(p).is_absolute() else base / p
     if not path.is_file():
         raise DataError(f"{where}: image {p!r} not found (paths are relative to the JSONL file)")
-    validate.check_image(path, where)
+    validate.check_image(path, where, p)
     return path
 
 
