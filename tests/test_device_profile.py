@@ -92,6 +92,19 @@ def test_profile_reports_every_field_from_results_and_samples(server, tmp_path):
     assert phone.path(f"{APP_FILES}/bench").is_dir()
 
 
+def test_profile_table_shows_every_number_whole_at_80_columns(server, tmp_path):
+    phone = server.phone("sm8650", runner=scripted_runner_double([]))
+    bundle = _deploy(server, tmp_path, phone)
+    res = cli(server, "profile", str(bundle), "--runs", "3", "--interval", "0.1", env={"COLUMNS": "80"})
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines) and "…" not in res.stdout, res.stdout
+    words = set(res.stdout.split())
+    bid = json.loads((bundle / "manifest.json").read_text())["bundle_id"]
+    assert {bid, "SM-S928B", "(SM8650)", "800.0", "801.0", "802.0", "800.0-802.0", "20.0", "22.0", "24.0",
+            "20.0-24.0", "441.0", "96.0", "median", "min-max", "prefill", "decode", "tok/s"} <= words
+
+
 def test_two_phones_in_one_table(server, tmp_path):
     calls = []
     phones = [server.phone(p, runner=scripted_runner_double(calls)) for p in ("sm8650", "mt6989")]

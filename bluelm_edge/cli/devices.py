@@ -42,7 +42,7 @@ def devices(
         return
     console.print(tables.whole(_table(rows)))
     for line in _bundle_lines(rows):
-        console.print(line, soft_wrap=True, highlight=False, markup=False)
+        console.print(line, highlight=False, markup=False)  # wrapped between words: ids stay whole
 
 
 NO_PHONE = "no phone attached: connect one with USB debugging on (check `adb devices`), or `adb connect HOST:PORT`"

@@ -3,6 +3,7 @@ bundle folder and a CLI runner over the device commands."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -28,6 +29,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _listen_inodes(port: int) -> set[str]:
+    """Inodes of the sockets listening on `port` (Linux /proc/net/tcp and tcp6)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            for row in f.readlines()[1:]:
+                cols = row.split()
+                if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    inodes.add(cols[9])
+    return inodes
+
+
+def _listener_pid_owns(pid: int, port: int) -> bool:
+    inodes = _listen_inodes(port)
+    if not inodes:
+        return False
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    return True
+    return False
+
+
 class AdbServer:
     """A real adb server on a private port; phones are SimPhones connected over loopback.
 
@@ -51,16 +77,13 @@ class AdbServer:
         self.env = {"BLUELM_ADB_PORT": self.port}
 
     def _listening(self, timeout: float = 20) -> bool:
-        """True once our server accepts on its port (and is still alive just after)."""
+        """True once our own process holds the listening socket on the port (False: it died, e.g.
+        because another server holds that port, which then answers connections instead)."""
         end = time.monotonic() + timeout
         while time.monotonic() < end and self.proc.poll() is None:
-            try:
-                socket.create_connection(("127.0.0.1", int(self.port)), timeout=1).close()
-            except OSError:
-                time.sleep(0.05)
-                continue
-            time.sleep(0.3)  # a server that lost the port to another aborts within milliseconds
-            return self.proc.poll() is None
+            if _listener_pid_owns(self.proc.pid, int(self.port)):
+                return True
+            time.sleep(0.05)
         return False
 
     def _stop_server(self) -> None:
