@@ -168,7 +168,8 @@ def generate(
     result = GenerationResult()
     stats = result.stats
     t0 = time.perf_counter()
-    check_fits(len(prompt_ids), decoder.max_context, getattr(decoder, "context_hint", EXPORT_HINT))  # before any runtime call
+    # before any runtime call; the decoder says how to get more context (re-export, or --max-context)
+    check_fits(len(prompt_ids), decoder.max_context, getattr(decoder, "context_hint", EXPORT_HINT))
     decoder.reset()
     embeds = prompt_embeddings(decoder, prompt_ids, images, image_token)
     stats.prompt_tokens = pos = embeds.shape[1]

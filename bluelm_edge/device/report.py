@@ -18,7 +18,6 @@ from rich.console import Group
 from rich.table import Table
 
 from bluelm_edge.cli import tables
-
 from bluelm_edge.io import atomic_path
 
 METRICS = ("load_ms", "ttft_ms", "prefill_tok_s", "decode_tok_s", "peak_memory_mb", "j_per_token", "temp_rise_c")

@@ -7,7 +7,7 @@ A checkpoint's `config.json` is `BlueLMConfig.to_dict()`; every command builds t
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
