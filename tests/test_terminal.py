@@ -46,6 +46,10 @@ def test_run_prints_only_the_answer_and_the_stats_line(fp32_export):
     lines = [line for line in res.stdout.splitlines() if line.strip()]
     assert len(lines) <= 2 and lines[-1].startswith("TTFT ") and lines[-1].endswith("(0 thinking)")
     assert not [line for line in lines if NOISE.search(line)]
+    long = _cli("run", bundle, "--prompt", "a" * 300)
+    assert (long.returncode, long.stdout) == (2, "")
+    assert long.stderr.splitlines() == ["error: prompt is 304 tokens but the context holds 256 (one more is needed "
+                                        "to answer); shorten the prompt or export with a larger --max-context"]
     loud = _cli("--verbose", "run", bundle, "--prompt", "What is 2+2?", "--no-think", "--max-new-tokens", "3")
     assert loud.returncode == 0 and "[cpuinfo_utils.cpp:" in loud.stderr  # the filter is what hid it
 
