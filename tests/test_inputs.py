@@ -175,6 +175,9 @@ def test_nan_weights_are_reported_at_load(monkeypatch, capsys, checkpoint):
      "decoder.tie_embeddings must be true or false, got 1"),
     (lambda d: {**d, "image_std": [0.5]}, "image_std must be a list of 3 numbers, got [0.5]"),
     (lambda d: [d], "must be a JSON object (a model config), got a list"),
+    (lambda d: {**d, "vision": "siglip"}, "vision must be a JSON object, got a string"),
+    (lambda d: {**d, "decoder": {**d["decoder"], "kv_heads": 3}}, "invalid config: decoder.kv_heads (3) must divide "
+     "heads (8)"),
 ])
 def test_config_json_keys_and_types(monkeypatch, capsys, checkpoint, edit, message):
     path = checkpoint / "config.json"

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from bluelm_edge.cli import tables
 from bluelm_edge.cli.common import JsonOpt
 from bluelm_edge.errors import UsageError
 
@@ -79,12 +79,11 @@ def export(
 
 def _print_summary(console: Console, result) -> None:
     s = result.summary()
-    table = Table(title=f"{s['out']}  ({s['bundle_id']}{', cached' if s['cached'] else ''})")
-    table.add_column("file")
-    table.add_column("size", justify="right")
+    console.print(f"{s['out']}  ({s['bundle_id']}{', cached' if s['cached'] else ''})", highlight=False)
+    table = tables.table("", "file", "size", right=("size",))
     for f in s["files"]:
         table.add_row(f["path"], f"{f['size'] / 1e6:.2f} MB" if f["size"] > 1e5 else f"{f['size']} B")
-    console.print(table)
+    console.print(tables.whole(table))
     q = s["quality"]
     if q:
         console.print(f"quality vs fp32 ({q['measured_on']}, {q['samples']} prompts): top-1 agreement "

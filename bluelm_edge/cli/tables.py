@@ -14,7 +14,7 @@ from rich.table import Table
 
 def table(title: str, *columns: str, right: tuple[str, ...] = ()) -> Table:
     """A compact table (no outer padding, light rules) with the named columns; `right`: numbers."""
-    t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    t = Table(title=title or None, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for name in columns:
         t.add_column(name, justify="right" if name in right else "left")
     return t

@@ -183,7 +183,12 @@ class BlueLMConfig:
             raise ConfigError(f"{path}: no config.json; a checkpoint folder needs one")
         d = validate.read_json(path, ConfigError)
         validate.check_config_file(d, path, ConfigError)
-        return cls.from_dict(d, str(path))
+        try:
+            return cls.from_dict(d, str(path))
+        except ConfigError as err:  # a value check (validate()) names no file: add it
+            if str(err).startswith(str(path)):
+                raise
+            raise ConfigError(f"{path}: {err}") from None
 
 
 _NESTED = {"vision", "adapter", "decoder", "tokens"}
