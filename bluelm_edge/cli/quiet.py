@@ -58,7 +58,8 @@ def install_filters() -> None:
 @contextlib.contextmanager
 def native_stderr_to_file() -> Iterator[str | None]:
     """While inside: fd 2 writes to a temp file (yielded), Python's sys.stderr to the real terminal.
-    The file is removed afterwards unless the process dies inside (then it explains the crash)."""
+    The file is removed afterwards; a process that dies inside leaves it in the temp folder
+    (`bluelm-edge-native-*.log`), where the native side of the crash can be read."""
     try:
         sys.stderr.flush()
         real = os.dup(2)
@@ -115,6 +116,13 @@ class _Router(io.TextIOBase):
 
     def isatty(self) -> bool:
         return self.user.isatty()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def buffer(self):  # bytes written to sys.stderr.buffer (click, tqdm) are ours: the terminal
+        return self.user.buffer
 
     def fileno(self) -> int:  # native code that writes to sys.stderr's descriptor: the log
         return self.log.fileno()
