@@ -157,3 +157,14 @@ def test_phone_decode_speed_equals_host_on_the_same_pte(server, tmp_path, fp32_e
     host_speeds = [h["summary"]["decode_tok_s"]["median"] for h in hosts]
     assert min(host_speeds) / 1.5 <= p["summary"]["decode_tok_s"]["median"] <= max(host_speeds) * 1.5
     assert p["session"]["j_per_token"] > 0 and hosts[0]["session"]["j_per_token"] is None
+
+
+def test_energy_comes_from_the_coulomb_counter_however_sparse_the_polls():
+    from bluelm_edge.device.report import Sample, energy_between
+
+    # two polls 10 s apart, both idle, but 1000 uAh were drawn in between (a burst the polls missed)
+    polls = [Sample(0.0, -250_000, 3_900_000, 300, None, 4_000_000),
+             Sample(10.0, -250_000, 3_900_000, 300, None, 3_999_000)]
+    assert energy_between(polls, 0.0, 10.0) == pytest.approx(1000 * 3.6e-3 * 3.9)  # 14.04 J, not 9.75
+    no_counter = [Sample(s.t, s.current_ua, s.voltage_uv) for s in polls]
+    assert energy_between(no_counter, 0.0, 10.0) == pytest.approx(0.25 * 3.9 * 10)

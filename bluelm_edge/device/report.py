@@ -23,8 +23,9 @@ from bluelm_edge.io import atomic_path
 METRICS = ("load_ms", "ttft_ms", "prefill_tok_s", "decode_tok_s", "peak_memory_mb", "j_per_token", "temp_rise_c")
 UNITS = {
     "load_ms": "ms", "ttft_ms": "ms", "prefill_tok_s": "tokens/s", "decode_tok_s": "tokens/s",
-    "peak_memory_mb": "MiB (app-reported peak)", "j_per_token": "J per generated token (|current_now| µA x "
-    "voltage_now µV, integrated over the run)", "temp_rise_c": "degrees C (battery temp, end - start of run)",
+    "peak_memory_mb": "MiB (app-reported peak)", "j_per_token": "J per generated token (charge_counter µAh drawn x "
+    "voltage_now µV; without a counter |current_now| µA x voltage_now µV integrated over the run)",
+    "temp_rise_c": "degrees C (battery temp, end - start of run)",
 }
 
 
@@ -37,12 +38,25 @@ class Sample:
     voltage_uv: int | None = None
     temp_decic: int | None = None
     memory_kb: int | None = None
+    charge_uah: int | None = None  # the battery's coulomb counter (charge_counter), when it has one
 
     @property
     def power_w(self) -> float | None:
         if self.current_ua is None or self.voltage_uv is None:
             return None
         return abs(self.current_ua) * 1e-6 * self.voltage_uv * 1e-6
+
+
+def energy_between(samples: list[Sample], t0: float, t1: float) -> float | None:
+    """Joules drawn between t0 and t1: from the coulomb counter when the phone has one (exact
+    however sparse the polls: charge drawn x mean voltage), else by integrating sampled power."""
+    pts = [(s.t, s.charge_uah, s.voltage_uv) for s in samples if s.charge_uah is not None and s.voltage_uv]
+    if len(pts) < 2 or t1 <= t0:
+        return integrate_power(samples, t0, t1)
+    ts, charge = [p[0] for p in pts], [p[1] for p in pts]
+    drawn_c = abs(float(np.interp(t0, ts, charge)) - float(np.interp(t1, ts, charge))) * 3.6e-3  # uAh -> C
+    volts = [v * 1e-6 for t, _, v in pts if t0 <= t <= t1] or [p[2] * 1e-6 for p in pts]
+    return drawn_c * float(np.mean(volts))
 
 
 def integrate_power(samples: list[Sample], t0: float, t1: float) -> float | None:
@@ -81,7 +95,7 @@ def spread(values: list[float | None]) -> dict[str, float | None]:
 
 
 def run_metrics(run: dict[str, Any], window: tuple[float, float], samples: list[Sample]) -> dict[str, Any]:
-    energy = integrate_power(samples, *window)
+    energy = energy_between(samples, *window)
     t0, t1 = _temp_at(samples, window[0]), _temp_at(samples, window[1])
     tokens = run.get("decode_tokens") or 0
     return {
@@ -102,7 +116,7 @@ def build_report(device: dict[str, Any], results: dict[str, Any], samples: list[
     runs = results["runs"]
     windows = run_windows(runs, t_end)
     per_run = [run_metrics(r, w, samples) for r, w in zip(runs, windows, strict=True)]
-    energy = integrate_power(samples, t_start, t_end)
+    energy = energy_between(samples, t_start, t_end)
     tokens = sum(r.get("decode_tokens") or 0 for r in runs)
     temps = [s.temp_decic / 10 for s in samples if s.temp_decic is not None]
     mems = [s.memory_kb for s in samples if s.memory_kb]
