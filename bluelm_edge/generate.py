@@ -130,11 +130,23 @@ def _prefill(decoder: DecoderProtocol, embeds: torch.Tensor, start: int) -> torc
     return logits.reshape(-1)
 
 
-def check_fits(prompt_tokens: int, max_context: int) -> None:
+EXPORT_HINT = "shorten the prompt or export with a larger --max-context"
+EAGER_HINT = "shorten the prompt or pass a larger --max-context"
+
+
+def check_fits(prompt_tokens: int, max_context: int, hint: str = EXPORT_HINT) -> None:
     """One clear line when a prompt leaves no room to generate in the context."""
     if prompt_tokens >= max_context:
         raise ContextError(f"prompt is {prompt_tokens} tokens but the context holds {max_context} (one more is "
-                           "needed to answer); shorten the prompt or export with a larger --max-context")
+                           f"needed to answer); {hint}")
+
+
+def context_warning(requested: int | None, trained: int, name: str) -> str | None:
+    """The warning for a --max-context beyond the positions the model was trained on, else None."""
+    if requested is None or requested <= trained:
+        return None
+    return (f"--max-context {requested} is beyond the {trained} positions {name} was trained for; "
+            f"text past position {trained} is likely garbage (use --max-context {trained} or less)")
 
 
 # ---- the loop ----------------------------------------------------------------------------------
@@ -156,7 +168,8 @@ def generate(
     result = GenerationResult()
     stats = result.stats
     t0 = time.perf_counter()
-    check_fits(len(prompt_ids), decoder.max_context)  # before any runtime call
+    # before any runtime call; the decoder says how to get more context (re-export, or --max-context)
+    check_fits(len(prompt_ids), decoder.max_context, getattr(decoder, "context_hint", EXPORT_HINT))
     decoder.reset()
     embeds = prompt_embeddings(decoder, prompt_ids, images, image_token)
     stats.prompt_tokens = pos = embeds.shape[1]

@@ -17,6 +17,7 @@ Grid rule (`choose_grid`, deterministic):
 from __future__ import annotations
 
 import math
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 DEFAULT_MAX_PIXELS = 50_000_000  # below PIL's own decompression-bomb limit (~89M), which also applies
 _CONVERTIBLE = {"RGB", "RGBA", "RGBX", "L", "LA", "1", "P", "PA", "CMYK"}
 _TIE = 1e-9
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
 
 ImageInput = str | Path | Image.Image
 
@@ -56,22 +58,31 @@ def load_image(src: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.I
     try:
         image.load()
         image = ImageOps.exif_transpose(image)  # phone photos store their rotation in EXIF
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+    except (*_DECODE_ERRORS, Image.DecompressionBombError) as err:
         raise ImageError(f"{name}: cannot decode it ({_first_line(err)}); is the file complete?") from None
     return _to_rgb(image, name)
 
 
 def _open(path: Path) -> Image.Image:
+    """Open after `verify()` (structure and checksums: a PNG cut before its end chunk decodes
+    "fine" otherwise); `load_image` then decodes every pixel, which catches a cut JPEG."""
     if not path.is_file():
         raise ImageError(f"{path}: no such image file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(path)
+            image = Image.open(path)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise ImageError(f"{path}: over PIL's decompression-bomb pixel limit; shrink it first") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageError(f"{path}: not a readable image ({_first_line(err)}); use PNG or JPEG") from None
+    try:
+        image.verify()
+    except _DECODE_ERRORS as err:
+        raise ImageError(f"{path}: cannot decode it ({_first_line(err)}); is the file complete?") from None
+    finally:
+        image.close()
+    return Image.open(path)
 
 
 def _check_size(image: Image.Image, name: str, max_pixels: int) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from bluelm_edge.generate import DecoderProtocol, GenerationStats, Sampling, generate
+from bluelm_edge.generate import EAGER_HINT, DecoderProtocol, GenerationStats, Sampling, generate
 from bluelm_edge.model.config import BlueLMConfig
 from bluelm_edge.text.chat import Message, render
 from bluelm_edge.text.thinking import BUDGET_MESSAGE, WAIT_MESSAGE, ThinkingBudget
@@ -30,6 +30,14 @@ class EagerDecoder:
         self.model = model.eval()
         self.max_context = model.cfg.decoder.max_seq_len
         self.max_prefill = max_prefill
+        self.context_hint = EAGER_HINT  # what to do when a prompt does not fit
+
+    def set_max_context(self, max_context: int) -> None:
+        """Resize the KV cache (and RoPE tables) to `max_context` positions."""
+        from bluelm_edge.graphs.methods import set_max_context
+
+        set_max_context(self.model, max_context)
+        self.max_context = max_context
 
     def vision_encoder(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model.vision_encoder(pixels)

@@ -10,6 +10,7 @@ import pytest
 from adbsim.harness import AdbServer, adb_available, cli, make_bundle
 from adbsim.phone import Faults
 
+from bluelm_edge.cli import devices as devices_cli
 from bluelm_edge.device.adb import Device, adb_command, select_devices
 from bluelm_edge.device.errors import AdbNotFound, CommandFailed, MultipleDevices, NoDevice, Offline, Unauthorized
 
@@ -107,3 +108,29 @@ def test_adb_missing(server, tmp_path):
     assert isinstance(res.exception, AdbNotFound)
     assert _one_line(res.exception) == f"no adb at BLUELM_ADB={missing}; point BLUELM_ADB at an adb binary or unset it"
     assert "BLUELM_ADB" not in os.environ
+
+
+def _fits_80(text: str) -> set[str]:
+    lines = text.splitlines()
+    assert all(len(line) <= 80 for line in lines) and "…" not in text, text
+    return set(text.split())
+
+
+def test_devices_table_shows_every_value_whole_at_80_columns(server, tmp_path):
+    snap, dim = server.phone("sm8650"), server.phone("mt6989")
+    bundle = make_bundle(tmp_path / "q", backend="qnn", soc="SM8650")
+    res = cli(server, "devices", "--bundle", str(bundle), env={"COLUMNS": "80"})
+    assert res.exit_code == 0, res.output
+    words = _fits_80(res.stdout)
+    assert {snap.serial, dim.serial, "SM-S928B", "V2324A", "SM8650", "mt6989", "(Snapdragon", "(Dimensity", "9300)",
+            "arm64-v8a", "11.2", "14.9", "180.0", "201.0", "mediatek,", "qnn,", "xnnpack"} <= words
+    text = " ".join(res.stdout.split())  # the lines below the table wrap between words
+    assert f"{snap.serial}: q: fits: qnn bundle for SM8650" in text
+    assert f"{dim.serial}: q: no: Dimensity 9300 (mt6989) has no qnn backend; use an xnnpack bundle" in text
+
+
+def test_devices_without_a_phone_says_so_in_one_line(server):
+    res = cli(server, "devices")
+    assert res.exit_code == 0
+    assert res.stdout.splitlines() == [devices_cli.NO_PHONE]
+    assert json.loads(cli(server, "devices", "--json").stdout) == []

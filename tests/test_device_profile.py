@@ -92,6 +92,19 @@ def test_profile_reports_every_field_from_results_and_samples(server, tmp_path):
     assert phone.path(f"{APP_FILES}/bench").is_dir()
 
 
+def test_profile_table_shows_every_number_whole_at_80_columns(server, tmp_path):
+    phone = server.phone("sm8650", runner=scripted_runner_double([]))
+    bundle = _deploy(server, tmp_path, phone)
+    res = cli(server, "profile", str(bundle), "--runs", "3", "--interval", "0.1", env={"COLUMNS": "80"})
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines) and "…" not in res.stdout, res.stdout
+    words = set(res.stdout.split())
+    bid = json.loads((bundle / "manifest.json").read_text())["bundle_id"]
+    assert {bid, "SM-S928B", "(SM8650)", "800.0", "801.0", "802.0", "800.0-802.0", "20.0", "22.0", "24.0",
+            "20.0-24.0", "441.0", "96.0", "median", "min-max", "prefill", "decode", "tok/s"} <= words
+
+
 def test_two_phones_in_one_table(server, tmp_path):
     calls = []
     phones = [server.phone(p, runner=scripted_runner_double(calls)) for p in ("sm8650", "mt6989")]
@@ -144,3 +157,14 @@ def test_phone_decode_speed_equals_host_on_the_same_pte(server, tmp_path, fp32_e
     host_speeds = [h["summary"]["decode_tok_s"]["median"] for h in hosts]
     assert min(host_speeds) / 1.5 <= p["summary"]["decode_tok_s"]["median"] <= max(host_speeds) * 1.5
     assert p["session"]["j_per_token"] > 0 and hosts[0]["session"]["j_per_token"] is None
+
+
+def test_energy_comes_from_the_coulomb_counter_however_sparse_the_polls():
+    from bluelm_edge.device.report import Sample, energy_between
+
+    # two polls 10 s apart, both idle, but 1000 uAh were drawn in between (a burst the polls missed)
+    polls = [Sample(0.0, -250_000, 3_900_000, 300, None, 4_000_000),
+             Sample(10.0, -250_000, 3_900_000, 300, None, 3_999_000)]
+    assert energy_between(polls, 0.0, 10.0) == pytest.approx(1000 * 3.6e-3 * 3.9)  # 14.04 J, not 9.75
+    no_counter = [Sample(s.t, s.current_ua, s.voltage_uv) for s in polls]
+    assert energy_between(no_counter, 0.0, 10.0) == pytest.approx(0.25 * 3.9 * 10)

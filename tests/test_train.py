@@ -121,7 +121,8 @@ def test_jsonl_chats_load(tmp_path):
 
 @pytest.mark.parametrize(("bad", "why"), [
     ("{not json", "invalid JSON"),
-    (json.dumps({"chat": []}), "missing key 'messages'"),
+    (json.dumps({"chat": []}), "unknown key 'chat'; valid keys: messages"),
+    (json.dumps({}), "missing key 'messages'"),
     (json.dumps({"messages": [{"role": "user", "content": "hi"}]}), "last message must be the assistant"),
     (json.dumps({"messages": [{"role": "user", "content": "a", "images": ["x.png"]},
                               {"role": "assistant", "content": "b"}]}), "image 'x.png' not found"),

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from bluelm_edge.cli.common import JsonOpt, ModelArg, PresetOpt, load_for_generation
-from bluelm_edge.errors import BlueLMError
+from bluelm_edge.errors import BlueLMError, UsageError
 from bluelm_edge.generate import Sampling
 from bluelm_edge.session import ChatSession, Reply
 
@@ -41,6 +41,22 @@ def _stats_line(reply: Reply) -> str:
     )
 
 
+def _resize_context(loaded, max_context: int | None) -> None:
+    """--max-context: resize an eager model's cache, warning past what it was trained for."""
+    from bluelm_edge.generate import context_warning
+    from bluelm_edge.session import EagerDecoder
+
+    if max_context is None:
+        return
+    if not isinstance(loaded.decoder, EagerDecoder):
+        raise UsageError(f"--max-context: a bundle's context is fixed at export ({loaded.decoder.max_context}); "
+                         "re-export it with --max-context N")
+    warning = context_warning(max_context, loaded.config.decoder.max_seq_len, loaded.config.name)
+    if warning:
+        Console(stderr=True).print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True, highlight=False)
+    loaded.decoder.set_max_context(max_context)
+
+
 def chat(
     model: ModelArg = None,
     preset: PresetOpt = None,
@@ -55,6 +71,10 @@ def chat(
     top_k: Annotated[int, typer.Option(help="Sample from the k most likely (0: all).", min=0)] = 0,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.", min=0.0, max=1.0)] = 1.0,
     seed: Annotated[int, typer.Option(help="Sampling seed (and preset init seed).")] = 0,
+    max_context: Annotated[
+        int | None, typer.Option("--max-context", help="KV-cache length for a checkpoint (default: its config's).",
+                                 min=2)
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Chat with a model: interactive, or one-shot with --prompt.
@@ -63,6 +83,7 @@ def chat(
     """
     loaded = load_for_generation(model, preset, seed)
     console = Console(quiet=json_out)
+    _resize_context(loaded, max_context)
     console.print(f"[dim]model: {loaded.label}[/dim]")
     session = ChatSession(loaded.decoder, loaded.tokenizer, loaded.config)
     sampling = Sampling(temperature, top_k, top_p, seed, max_new_tokens)

@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bluelm_edge.cli import tables
+
 SerialOpt = Annotated[str | None, typer.Option("--serial", "-s", help="Phone serial (see `bluelm-edge devices`).")]
 AllOpt = Annotated[bool, typer.Option("--all", help="Act on every attached phone.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -34,21 +36,39 @@ def devices(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    Console().print(_table(rows))
+    console = Console()
+    if not rows:
+        console.print(NO_PHONE, soft_wrap=True, highlight=False)
+        return
+    console.print(tables.whole(_table(rows)))
+    for line in _bundle_lines(rows):
+        console.print(line, highlight=False, markup=False)  # wrapped between words: ids stay whole
+
+
+NO_PHONE = "no phone attached: connect one with USB debugging on (check `adb devices`), or `adb connect HOST:PORT`"
 
 
 def _table(rows: list[dict]) -> Table:
-    table = Table(title="attached phones")
-    for col in ("serial", "state", "model", "SoC", "Android", "ABI", "RAM GB", "free GB", "backends", "bundles"):
-        table.add_column(col)
+    """One row a phone; every cell whole at 80 columns (bundles are listed below the table)."""
+    table = tables.table("attached phones", "serial", "state", "model", "SoC", "Android ABI", "RAM/free GB",
+                         "backends")
+    table.padding = (0, 1, 0, 0)
     for r in rows:
         soc = f"{r['soc']} ({r['soc_name']})" if r.get("soc") else r.get("soc_props", {}).get("ro.board.platform", "")
-        fits = (f"{Path(b).name}: {v}" for b, v in r.get("bundle_fit", {}).items())
-        bundles = [*r.get("bundles_on_device", []), *fits]
-        table.add_row(r["serial"], r["state"], r.get("model") or r.get("error", ""), soc or "",
-                      r.get("android") or "", r.get("abi") or "", str(r.get("ram_gb", "")),
-                      str(r.get("free_storage_gb", "")), ", ".join(r.get("backends", [])), "\n".join(bundles))
+        system = f"{r.get('android') or ''} {r.get('abi') or ''}".strip()
+        memory = f"{r['ram_gb']} / {r['free_storage_gb']}" if "ram_gb" in r else ""
+        table.add_row(r["serial"], r["state"], r.get("model") or r.get("error", ""), soc or "", system, memory,
+                      ", ".join(r.get("backends", [])))
     return table
+
+
+def _bundle_lines(rows: list[dict]) -> list[str]:
+    """`SERIAL: on the phone: ID` and `SERIAL: BUNDLE: fits/no ...` lines (long ids stay unbroken)."""
+    lines = []
+    for r in rows:
+        lines += [f"{r['serial']}: on the phone: {b}" for b in r.get("bundles_on_device", [])]
+        lines += [f"{r['serial']}: {Path(b).name}: {v}" for b, v in r.get("bundle_fit", {}).items()]
+    return lines
 
 
 def register(app: typer.Typer) -> None:

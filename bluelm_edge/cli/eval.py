@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
+from bluelm_edge.cli import tables
 from bluelm_edge.cli.common import JsonOpt, ModelArg, load_for_generation
 from bluelm_edge.errors import UsageError
 
@@ -74,14 +74,12 @@ def eval_cmd(
 
 
 def _print_table(console: Console, rows, budgets, label) -> None:
-    table = Table(title="exact match (mean thinking tokens)")
-    table.add_column("task")
-    for b in budgets:
-        table.add_column(f"budget {label(b)}", justify="right")
+    heads = [f"budget {label(b)}" for b in budgets]
+    table = tables.table("exact match (mean thinking tokens)", "task", *heads, right=tuple(heads))
     for task in dict.fromkeys(r.task for r in rows):
         cells = {r.budget: r for r in rows if r.task == task}
         table.add_row(task, *(f"{cells[b].accuracy:.2f} ({cells[b].thinking_tokens_mean:.0f})" for b in budgets))
-    console.print(table)
+    console.print(tables.whole(table))
 
 
 def _compare(model: Path | None, recipes: str, tasks: str | None, limit: int, json_out: bool) -> None:

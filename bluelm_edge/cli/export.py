@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from bluelm_edge.cli import tables
 from bluelm_edge.cli.common import JsonOpt
 from bluelm_edge.errors import UsageError
 
@@ -23,6 +23,21 @@ def _check_soc(backend: str, soc: str | None) -> None:
     if soc not in choices:
         raise UsageError(f"--soc {soc!r} is not a {backend} chip in qnn_backends/socs.json; "
                          f"choose: {', '.join(choices)}")
+
+
+def _warn_context(model: Path | None, preset: str | None, max_context: int | None) -> None:
+    """Warn (stderr, one line) when --max-context is beyond what the model was trained for."""
+    if max_context is None:
+        return
+    from bluelm_edge.cli.common import resolve_model_dir
+    from bluelm_edge.generate import context_warning
+    from bluelm_edge.model.config import BlueLMConfig
+    from bluelm_edge.model.config import preset as preset_config
+
+    config = preset_config(preset) if preset else BlueLMConfig.load(resolve_model_dir(model) / "config.json")
+    warning = context_warning(max_context, config.decoder.max_seq_len, config.name)
+    if warning:
+        Console(stderr=True).print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True, highlight=False)
 
 
 def export(
@@ -49,6 +64,7 @@ def export(
     from bluelm_edge.export.pipeline import ExportOptions, SdkMissingError, run_export
 
     _check_soc(backend, soc)
+    _warn_context(model, preset, max_context)
     opts = ExportOptions(model=model, preset=preset, backend=backend, soc=soc, recipe=recipe, max_context=max_context,
                          out=out, force=force, calibration=calibration, samples=samples, benchmark=not no_benchmark,
                          text_only=text_only)
@@ -63,12 +79,11 @@ def export(
 
 def _print_summary(console: Console, result) -> None:
     s = result.summary()
-    table = Table(title=f"{s['out']}  ({s['bundle_id']}{', cached' if s['cached'] else ''})")
-    table.add_column("file")
-    table.add_column("size", justify="right")
+    console.print(f"{s['out']}  ({s['bundle_id']}{', cached' if s['cached'] else ''})", highlight=False)
+    table = tables.table("", "file", "size", right=("size",))
     for f in s["files"]:
         table.add_row(f["path"], f"{f['size'] / 1e6:.2f} MB" if f["size"] > 1e5 else f"{f['size']} B")
-    console.print(table)
+    console.print(tables.whole(table))
     q = s["quality"]
     if q:
         console.print(f"quality vs fp32 ({q['measured_on']}, {q['samples']} prompts): top-1 agreement "

@@ -1,7 +1,8 @@
 """`bluelm-edge info`: a model's parameters by part, its weight memory at each precision, its config.
 
 The model is built on the meta device from a checkpoint's (or bundle's) config.json or a preset,
-so even the 2.9B preset costs no memory and no weights are read.
+so even the 2.9B preset costs no memory; a checkpoint's weights are checked against the config by
+their safetensors headers only (names, shapes, dtypes), no tensor data is read.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ BITS = {"fp32": 32, "fp16": 16, "int8": 8, "int4": 4}  # weights only; quant sca
 def model_info(model: Path | None = None, preset_name: str | None = None) -> dict[str, Any]:
     """Parameters and weight bytes by part, plus the config, as plain data."""
     from bluelm_edge.model.checkpoint import build_model, count_parameters
-    from bluelm_edge.model.config import BlueLMConfig, preset
+    from bluelm_edge.model.config import preset
 
     if preset_name is not None and model is not None:
         raise UsageError("give either MODEL or --preset, not both")
@@ -39,7 +40,7 @@ def model_info(model: Path | None = None, preset_name: str | None = None) -> dic
         config, source = preset(preset_name), f"preset {preset_name}"
     else:
         path = resolve_model_dir(model)
-        config, source = BlueLMConfig.load(path / "config.json"), str(path)
+        config, source = _read_config(path), str(path)
     params = count_parameters(build_model(config, "meta"))
     memory = {p: {k: n * b // 8 for k, b in BITS.items()} for p, n in params.items()}
     return {
@@ -50,6 +51,16 @@ def model_info(model: Path | None = None, preset_name: str | None = None) -> dic
         "image_tokens_per_tile": config.image_tokens_per_tile,
         "config": config.to_dict(),
     }
+
+
+def _read_config(path: Path):
+    """A bundle's config.json, or a checkpoint's config validated against its weights' headers."""
+    from bluelm_edge.model.checkpoint import check_checkpoint
+    from bluelm_edge.model.config import BlueLMConfig
+
+    if (path / "manifest.json").is_file():
+        return BlueLMConfig.load(path / "config.json")
+    return check_checkpoint(path)[0]
 
 
 def _count(n: int) -> str:

@@ -13,6 +13,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from bluelm_edge.errors import BlueLMError
 
@@ -41,7 +42,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err_console = Console(stderr=True)
 
 
 def _register_all() -> None:
@@ -52,31 +52,51 @@ def _register_all() -> None:
 _register_all()
 
 
+@app.callback()
+def _options(
+    verbose: bool = typer.Option(False, "--verbose", help="Show library warnings and native logs (as BLUELM_DEBUG=1)."),
+) -> None:
+    """Global options (before the command name). --verbose is read in `run()`, before any import."""
+
+
 def run() -> None:
     """Console-script entry: run the app, turning user errors into one line and an exit code."""
+    from bluelm_edge.cli import quiet
+
+    with quiet.terminal(quiet.verbose_requested(sys.argv[1:])):
+        code = _main()
+    sys.exit(code)
+
+
+def _main() -> int:
     try:
         app(standalone_mode=False)
     except BlueLMError as err:
         if os.environ.get("BLUELM_DEBUG") == "1":
             raise
-        err_console.print(f"[red]error:[/red] {err}", highlight=False, markup=True)
-        sys.exit(err.exit_code)
+        _error(f"[red]error:[/red] {escape(str(err))}")
+        return err.exit_code
     except (typer.Abort, KeyboardInterrupt):
-        err_console.print("aborted")
-        sys.exit(130)
+        _error("aborted")
+        return 130
     except typer.Exit as done:
-        sys.exit(done.exit_code)
+        return done.exit_code
     except Exception as err:
         show = getattr(err, "show", None)  # click/typer usage errors print themselves
         if callable(show) and hasattr(err, "exit_code"):
             show()
-            sys.exit(err.exit_code)
+            return err.exit_code
         if os.environ.get("BLUELM_DEBUG") == "1":
             raise
-        err_console.print(
-            f"[red]internal error:[/red] {type(err).__name__}: {err} (rerun with BLUELM_DEBUG=1 for the traceback)"
-        )
-        sys.exit(1)
+        _error(f"[red]internal error:[/red] {type(err).__name__}: {escape(str(err))} "
+               "(rerun with BLUELM_DEBUG=1 for the traceback)")
+        return 1
+    return 0
+
+
+def _error(markup: str) -> None:
+    """One line on stderr: never hard-wrapped (soft_wrap), so a piped error stays one line."""
+    Console(stderr=True).print(markup, highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from bluelm_edge.cli import tables
 from bluelm_edge.cli.common import JsonOpt, ModelArg, resolve_model_dir
 from bluelm_edge.errors import UsageError
 
@@ -84,13 +84,13 @@ def _list(recipes: dict, json_out: bool) -> None:
     if json_out:
         typer.echo(json.dumps({k: r.to_dict() for k, r in recipes.items()}, indent=2))
         return
-    table = Table(title="quantization recipes (qnn_backends/recipes/)")
-    for col in ("name", "backend", "decoder", "vision", "embeddings", "kv cache", "recovery"):
-        table.add_column(col)
+    table = tables.table("quantization recipes (qnn_backends/recipes/)",
+                         "name", "backend", "schemes", "kv cache", "recovery")
     for r in recipes.values():
-        table.add_row(r.name, r.backend, _part(r.part("decoder_linears")), _part(r.part("vision")),
-                      _part(r.part("embeddings")), r.part("kv_cache")["scheme"], r.recovery.get("method", "none"))
-    Console().print(table)
+        schemes = "\n".join(f"{label}: {_part(r.part(part))}" for part, label in
+                             (("decoder_linears", "decoder"), ("vision", "vision"), ("embeddings", "embeddings")))
+        table.add_row(r.name, r.backend, schemes, r.part("kv_cache")["scheme"], r.recovery.get("method", "none"))
+    Console().print(tables.whole(table))
 
 
 def _part(p: dict) -> str:

@@ -62,19 +62,21 @@ def device_label(device: Device) -> dict[str, Any]:
 
 
 def sample(device: Device, pid: int | None) -> Sample:
-    """One poll: battery current/voltage/temp and the app's peak RSS (VmHWM, else dumpsys PSS)."""
-    files = [f"{BATTERY}/current_now", f"{BATTERY}/voltage_now", f"{BATTERY}/temp"]
+    """One poll: battery current/voltage/temp/charge counter and the app's peak RSS (VmHWM, else
+    dumpsys PSS)."""
+    files = [f"{BATTERY}/current_now", f"{BATTERY}/voltage_now", f"{BATTERY}/temp", f"{BATTERY}/charge_counter"]
     cmd = "cat " + " ".join(files) + (f" /proc/{pid}/status" if pid else "")
+    before = time.monotonic()
     out = device.shell(cmd, check=False).stdout
-    t = time.monotonic()
-    nums = [int(x) for x in re.findall(r"^(-?\d+)$", out, re.MULTILINE)[:3]]
-    current, voltage, temp = (nums + [None, None, None])[:3]
+    t = (before + time.monotonic()) / 2  # the phone read its battery somewhere inside the call
+    nums = [int(x) for x in re.findall(r"^(-?\d+)$", out, re.MULTILINE)[:4]]
+    current, voltage, temp, charge = (nums + [None] * 4)[:4]
     m = re.search(r"VmHWM:\s+(\d+) kB", out)
     memory = int(m.group(1)) if m else None
     if pid and memory is None:
         m = re.search(r"TOTAL PSS:\s+(\d+)", device.shell(f"dumpsys meminfo {APP_PACKAGE}", check=False).stdout)
         memory = int(m.group(1)) if m else None
-    return Sample(t, current, voltage, temp, memory)
+    return Sample(t, current, voltage, temp, memory, charge)
 
 
 def _pid(device: Device) -> int | None:

@@ -14,15 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.console import Group
 from rich.table import Table
 
+from bluelm_edge.cli import tables
 from bluelm_edge.io import PNG_SOFTWARE, atomic_dir, is_our_png
 
 METRICS = ("load_ms", "ttft_ms", "prefill_tok_s", "decode_tok_s", "peak_memory_mb", "j_per_token", "temp_rise_c")
 UNITS = {
     "load_ms": "ms", "ttft_ms": "ms", "prefill_tok_s": "tokens/s", "decode_tok_s": "tokens/s",
-    "peak_memory_mb": "MiB (app-reported peak)", "j_per_token": "J per generated token (|current_now| µA x "
-    "voltage_now µV, integrated over the run)", "temp_rise_c": "degrees C (battery temp, end - start of run)",
+    "peak_memory_mb": "MiB (app-reported peak)", "j_per_token": "J per generated token (charge_counter µAh drawn x "
+    "voltage_now µV; without a counter |current_now| µA x voltage_now µV integrated over the run)",
+    "temp_rise_c": "degrees C (battery temp, end - start of run)",
 }
 
 
@@ -35,12 +38,25 @@ class Sample:
     voltage_uv: int | None = None
     temp_decic: int | None = None
     memory_kb: int | None = None
+    charge_uah: int | None = None  # the battery's coulomb counter (charge_counter), when it has one
 
     @property
     def power_w(self) -> float | None:
         if self.current_ua is None or self.voltage_uv is None:
             return None
         return abs(self.current_ua) * 1e-6 * self.voltage_uv * 1e-6
+
+
+def energy_between(samples: list[Sample], t0: float, t1: float) -> float | None:
+    """Joules drawn between t0 and t1: from the coulomb counter when the phone has one (exact
+    however sparse the polls: charge drawn x mean voltage), else by integrating sampled power."""
+    pts = [(s.t, s.charge_uah, s.voltage_uv) for s in samples if s.charge_uah is not None and s.voltage_uv]
+    if len(pts) < 2 or t1 <= t0:
+        return integrate_power(samples, t0, t1)
+    ts, charge = [p[0] for p in pts], [p[1] for p in pts]
+    drawn_c = abs(float(np.interp(t0, ts, charge)) - float(np.interp(t1, ts, charge))) * 3.6e-3  # uAh -> C
+    volts = [v * 1e-6 for t, _, v in pts if t0 <= t <= t1] or [p[2] * 1e-6 for p in pts]
+    return drawn_c * float(np.mean(volts))
 
 
 def integrate_power(samples: list[Sample], t0: float, t1: float) -> float | None:
@@ -79,7 +95,7 @@ def spread(values: list[float | None]) -> dict[str, float | None]:
 
 
 def run_metrics(run: dict[str, Any], window: tuple[float, float], samples: list[Sample]) -> dict[str, Any]:
-    energy = integrate_power(samples, *window)
+    energy = energy_between(samples, *window)
     t0, t1 = _temp_at(samples, window[0]), _temp_at(samples, window[1])
     tokens = run.get("decode_tokens") or 0
     return {
@@ -100,7 +116,7 @@ def build_report(device: dict[str, Any], results: dict[str, Any], samples: list[
     runs = results["runs"]
     windows = run_windows(runs, t_end)
     per_run = [run_metrics(r, w, samples) for r, w in zip(runs, windows, strict=True)]
-    energy = integrate_power(samples, t_start, t_end)
+    energy = energy_between(samples, t_start, t_end)
     tokens = sum(r.get("decode_tokens") or 0 for r in runs)
     temps = [s.temp_decic / 10 for s in samples if s.temp_decic is not None]
     mems = [s.memory_kb for s in samples if s.memory_kb]
@@ -133,21 +149,28 @@ def _digits(metric: str) -> int:
     return 3 if metric == "j_per_token" else 1
 
 
-def report_table(reports: list[dict[str, Any]]) -> Table:
-    """One table for several phones/bundles: each run, then the median [min-max]."""
-    table = Table(title="bluelm-edge profile")
-    for col in ("device", "bundle", "run", "load ms", "TTFT ms", "prefill tok/s", "decode tok/s",
-                "peak MiB", "J/token", "temp rise C"):
-        table.add_column(col, justify="right" if col not in ("device", "bundle") else "left")
-    for rep in reports:
-        dev, bundle = rep["device"].get("label", rep["device"].get("serial", "?")), rep["bundle_id"] or "?"
-        for r in rep["runs"]:
-            table.add_row(dev, bundle, str(r["run"]), *(_fmt(r[m], _digits(m)) for m in METRICS))
-        s = rep["summary"]
-        table.add_row(dev, bundle, "median", *(
-            f"{_fmt(s[m]['median'], _digits(m))} [{_fmt(s[m]['min'], _digits(m))}-{_fmt(s[m]['max'], _digits(m))}]"
-            for m in METRICS), style="bold", end_section=True)
-    return table
+LABELS = {"load_ms": "load ms", "ttft_ms": "TTFT ms", "prefill_tok_s": "prefill tok/s", "decode_tok_s": "decode tok/s",
+          "peak_memory_mb": "peak MiB", "j_per_token": "J/token", "temp_rise_c": "temp rise C"}
+MAX_RUN_COLUMNS = 4  # more runs: only the median and range are shown (--json has every run)
+
+
+def report_table(reports: list[dict[str, Any]]) -> Group:
+    """One table per phone and bundle: a row per metric, a column per run, then median and range;
+    every value whole at 80 columns."""
+    return Group(*(_one_report(rep) for rep in reports))
+
+
+def _one_report(rep: dict[str, Any]) -> Table:
+    dev = rep["device"].get("label", rep["device"].get("serial", "?"))
+    runs = rep["runs"] if len(rep["runs"]) <= MAX_RUN_COLUMNS else []
+    heads = [f"run {r['run']}" for r in runs]
+    table = tables.table(f"bluelm-edge profile: {dev} · {rep['bundle_id'] or '?'}", "metric", *heads, "median",
+                         "min-max", right=(*heads, "median", "min-max"))
+    for m in METRICS:
+        s, d = rep["summary"][m], _digits(m)
+        table.add_row(LABELS[m], *(_fmt(r[m], d) for r in runs), _fmt(s["median"], d),
+                      f"{_fmt(s['min'], d)}-{_fmt(s['max'], d)}")
+    return tables.whole(table)
 
 
 def operator_table(report: dict[str, Any]) -> Table | None:
@@ -155,13 +178,12 @@ def operator_table(report: dict[str, Any]) -> Table | None:
     ops = report.get("operators")
     if not ops:
         return None
-    table = Table(title=f"operators ({report['bundle_id']}, ETDump)")
-    for col in ("operator", "calls", "total ms", "share %"):
-        table.add_column(col, justify="left" if col == "operator" else "right")
+    table = tables.table(f"operators ({report['bundle_id']}, ETDump)", "operator", "calls", "total ms", "share %",
+                         right=("calls", "total ms", "share %"))
     total = sum(o["total_ms"] for o in ops) or 1.0
     for o in sorted(ops, key=lambda o: -o["total_ms"]):
         table.add_row(o["name"], str(o.get("calls", "")), f"{o['total_ms']:.2f}", f"{100 * o['total_ms'] / total:.1f}")
-    return table
+    return tables.whole(table)
 
 
 def plot_reports(reports: list[dict[str, Any]], folder: Path) -> list[Path]:

@@ -31,6 +31,10 @@ def _runtime() -> Any:
     from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401  (llama::custom_sdpa, update_cache)
     from executorch.runtime import Runtime
 
+    from bluelm_edge.graphs.xnnpack import load_custom_ops
+
+    load_custom_ops()  # llama::update_cache.out / custom_sdpa.out: a fresh `run` process needs them too
+
     return Runtime.get()
 
 

@@ -179,14 +179,20 @@ def _reason(err: Exception) -> str:
     return str(err).splitlines()[0][:120] if str(err) else type(err).__name__
 
 
-def read_shapes(files: Iterable[Path]) -> dict[str, tuple[list[int], Path]]:
-    """Every tensor's shape (and its file) from the safetensors headers; no tensor data is read."""
-    shapes: dict[str, tuple[list[int], Path]] = {}
+def read_header(files: Iterable[Path]) -> dict[str, tuple[list[int], str, Path]]:
+    """Every tensor's (shape, safetensors dtype, file) from the headers; no tensor data is read."""
+    header: dict[str, tuple[list[int], str, Path]] = {}
     for path in files:
         with _open(path) as f:
             for key in f.keys():
-                shapes[key] = (list(f.get_slice(key).get_shape()), path)
-    return shapes
+                part = f.get_slice(key)
+                header[key] = (list(part.get_shape()), part.get_dtype(), path)
+    return header
+
+
+def read_shapes(files: Iterable[Path]) -> dict[str, tuple[list[int], Path]]:
+    """Every tensor's shape (and its file) from the safetensors headers; no tensor data is read."""
+    return {k: (shape, path) for k, (shape, _, path) in read_header(files).items()}
 
 
 def _expected(module: nn.Module) -> dict[str, list[int]]:
@@ -220,6 +226,9 @@ def _first(keys: list[str], n: int = 3) -> str:
     return ", ".join(keys[:n]) + more
 
 
+FLOAT_DTYPES = ("F32", "F16", "BF16", "F64")  # safetensors names of the dtypes a weight may be stored in
+
+
 def load_into(
     module: nn.Module,
     files: list[Path],
@@ -228,21 +237,43 @@ def load_into(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
 ) -> None:
-    """Check every tensor against `module` (built on meta), then assign them file by file."""
-    shapes = read_shapes(files)
-    mapped = {key_map(k): (k, s) for k, (s, _) in shapes.items()}
-    mapped.pop(None, None)
-    _check(_expected(module), {ours: s for ours, (_, s) in mapped.items()}, files[0].parent)
+    """Check every tensor against `module` (built on meta), then assign them file by file;
+    a weight with NaN or Inf values is a one-line CheckpointError naming it."""
+    mapped = check_header(module, files, key_map)
     by_file: dict[Path, dict[str, str]] = {}
-    for ours, (theirs, _) in mapped.items():
-        by_file.setdefault(shapes[theirs][1], {})[theirs] = ours
+    for ours, (theirs, path) in mapped.items():
+        by_file.setdefault(path, {})[theirs] = ours
     for path, keys in by_file.items():
         state = {}
         with _open(path) as f:
             for theirs, ours in keys.items():
                 t = f.get_tensor(theirs)
+                _check_finite(t, theirs, path)
                 state[ours] = _aligned(t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype))
         module.load_state_dict(state, strict=False, assign=True)
+
+
+def check_header(module: nn.Module, files: list[Path], key_map: KeyMap = lambda k: k) -> dict[str, tuple[str, Path]]:
+    """Names, shapes and dtypes of the weight files against `module` (on meta), headers only.
+    Returns our key -> (their key, file)."""
+    header = read_header(files)
+    mapped = {key_map(k): (k, s) for k, (s, _, _) in header.items()}
+    mapped.pop(None, None)
+    _check(_expected(module), {ours: s for ours, (_, s) in mapped.items()}, files[0].parent)
+    expected = _persistent(module)
+    for ours, (theirs, _) in mapped.items():
+        stored = header[theirs][1]
+        if expected[ours].is_floating_point() and stored not in FLOAT_DTYPES:
+            raise CheckpointError(f"{header[theirs][2]}: {theirs} is stored as {stored}, not a float type "
+                                  f"({', '.join(FLOAT_DTYPES)}); the weights are corrupt or not a model's")
+    return {ours: (theirs, header[theirs][2]) for ours, (theirs, _) in mapped.items()}
+
+
+def _check_finite(t: torch.Tensor, name: str, path: Path) -> None:
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        bad = int((~torch.isfinite(t)).sum())
+        raise CheckpointError(f"{path}: {name} has {bad} NaN/Inf values of {t.numel()}; the checkpoint is "
+                              "broken (a diverged training run?): retrain or use an earlier checkpoint")
 
 
 def _aligned(t: torch.Tensor) -> torch.Tensor:
@@ -265,6 +296,16 @@ def load_checkpoint(
     model.decoder.tie_weights()
     model.decoder.init_buffers(dtype, device)
     return model.eval(), config
+
+
+def check_checkpoint(path: Path) -> tuple[BlueLMConfig, list[Path]]:
+    """Validate a checkpoint folder cheaply: its config.json, and the weights' safetensors headers
+    (names, shapes, dtypes) against that config; no tensor data is read. (config, weight files)."""
+    path = Path(path)
+    files = weight_files(path)
+    config = BlueLMConfig.load(path / CONFIG)
+    check_header(build_model(config, "meta"), files)
+    return config, files
 
 
 # ---- transformers checkpoints --------------------------------------------------------------

@@ -7,10 +7,11 @@ A checkpoint's `config.json` is `BlueLMConfig.to_dict()`; every command builds t
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bluelm_edge import validate
 from bluelm_edge.errors import ConfigError
 
 # The BlueLM special tokens, in the order they take the first ids of every tokenizer we train.
@@ -156,18 +157,17 @@ class BlueLMConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> BlueLMConfig:
-        try:
-            cfg = cls(
-                name=d.get("name", "custom"),
-                vision=_build(VisionConfig, d.get("vision", {}), "vision"),
-                adapter=_build(AdapterConfig, d.get("adapter", {}), "adapter"),
-                decoder=_build(DecoderConfig, d.get("decoder", {}), "decoder"),
-                tokens=_build(SpecialTokenIds, d.get("tokens", {}), "tokens"),
-                **{k: _top_level(k, v) for k, v in d.items() if k not in _NESTED and k != "name"},
-            )
-        except TypeError as err:
-            raise ConfigError(f"config: {err}") from None
+    def from_dict(cls, d: dict[str, Any], where: str = "config") -> BlueLMConfig:
+        """Build and validate from the JSON form; unknown keys and wrong types are a ConfigError."""
+        validate.check_dataclass(_TopLevel, d, where, ConfigError)
+        cfg = cls(
+            name=d.get("name", "custom"),
+            vision=_build(VisionConfig, d.get("vision", {}), where, "vision"),
+            adapter=_build(AdapterConfig, d.get("adapter", {}), where, "adapter"),
+            decoder=_build(DecoderConfig, d.get("decoder", {}), where, "decoder"),
+            tokens=_build(SpecialTokenIds, d.get("tokens", {}), where, "tokens"),
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k not in _NESTED and k != "name"},
+        )
         return cfg.validate()
 
     def save(self, path: Path) -> None:
@@ -177,30 +177,40 @@ class BlueLMConfig:
 
     @classmethod
     def load(cls, path: Path) -> BlueLMConfig:
+        """Read a config.json: UTF-8 JSON naming its model and giving the essential shapes."""
         path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no config.json; a checkpoint folder needs one")
+        d = validate.read_json(path, ConfigError)
+        validate.check_config_file(d, path, ConfigError)
         try:
-            return cls.from_dict(json.loads(path.read_text()))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no config.json; a checkpoint folder needs one") from None
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{path}: invalid JSON at line {err.lineno}: {err.msg}") from None
+            return cls.from_dict(d, str(path))
+        except ConfigError as err:  # a value check (validate()) names no file: add it
+            if str(err).startswith(str(path)):
+                raise
+            raise ConfigError(f"{path}: {err}") from None
 
 
 _NESTED = {"vision", "adapter", "decoder", "tokens"}
-_TOP_LEVEL = {f.name for f in fields(BlueLMConfig)} - _NESTED - {"name"}
 
 
-def _top_level(key: str, value: Any) -> Any:
-    if key not in _TOP_LEVEL:
-        raise ConfigError(f"config: unknown key {key!r}; valid keys: {', '.join(sorted(_TOP_LEVEL))}")
-    return tuple(value) if key in ("image_mean", "image_std") else value
+@dataclass
+class _TopLevel:
+    """The JSON form's top level, for key and type checks (sections are checked by their class)."""
+
+    name: str
+    vision: dict
+    adapter: dict
+    decoder: dict
+    tokens: dict
+    max_tiles: int
+    image_mean: tuple[float, float, float]
+    image_std: tuple[float, float, float]
+    default_thinking_budget: int | None
 
 
-def _build(kind: type, d: dict[str, Any], section: str) -> Any:
-    known = {f.name for f in fields(kind)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ConfigError(f"config: unknown key {section}.{unknown[0]}; valid: {', '.join(sorted(known))}")
+def _build(kind: type, d: Any, where: str, section: str) -> Any:
+    validate.check_dataclass(kind, d, where, ConfigError, section)
     return kind(**d)
 
 

@@ -20,7 +20,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from bluelm_edge.errors import BlueLMError, DataError
+from bluelm_edge import validate
+from bluelm_edge.errors import DataError
 from bluelm_edge.paths import data_dir
 from bluelm_edge.text.chat import Message
 
@@ -61,8 +62,7 @@ def load_set(path: Path | None = None, samples: int | None = None) -> list[Calib
 def _load_jsonl(path: Path) -> list[CalibSample]:
     from bluelm_edge.train.data import load_chats
 
-    chats = load_chats(path)  # DataError with file:line on bad JSON / missing keys / missing images
-    _check_images_readable(path, chats)
+    chats = load_chats(path)  # validated: encoding, keys, types, every image decoded (DataError file:line)
     return [CalibSample(c, think=c[-1].thinking is not None) for c in chats]
 
 
@@ -72,33 +72,17 @@ def _load_folder(path: Path) -> list[CalibSample]:
     prompts_file = path / "prompts.txt"
     if not prompts_file.is_file():
         raise DataError(f"{path}: a calibration folder needs samples.jsonl, or images with a prompts.txt")
-    prompts = [line.strip() for line in prompts_file.read_text().splitlines() if line.strip()]
+    prompts = [line.strip() for line in validate.read_text(prompts_file).splitlines() if line.strip()]
     images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not prompts or not images:
         what = "prompts in prompts.txt" if not prompts else f"images ({', '.join(IMAGE_SUFFIXES)})"
         raise DataError(f"{path}: empty calibration set: no {what}")
     for img in images:
-        _check_image(img, f"{path}")
+        validate.check_image(img, str(path))
     return [
         CalibSample([Message("user", prompts[i % len(prompts)], images=[img])], think=False, generation_prompt=True)
         for i, img in enumerate(images)
     ]
-
-
-def _check_images_readable(path: Path, chats: list[list[Message]]) -> None:
-    for lineno, chat in enumerate(chats, start=1):
-        for m in chat:
-            for img in m.images:
-                _check_image(Path(img), f"{path}:{lineno}")
-
-
-def _check_image(img: Path, where: str) -> None:
-    from bluelm_edge.imaging import load_image
-
-    try:
-        load_image(img)
-    except BlueLMError as err:
-        raise DataError(f"{where}: image {img.name!r} cannot be read ({err})") from None
 
 
 # ---- the default set --------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bluelm_edge import validate
 from bluelm_edge.errors import BlueLMError
 from bluelm_edge.paths import data_dir
 
@@ -148,10 +149,7 @@ def parse_recipe(d: Any, schema: dict[str, Any], source: str) -> Recipe:
 def load_recipe_file(path: Path, schema: dict[str, Any] | None = None) -> Recipe:
     path = Path(path)
     schema = schema or load_schema(path.parent)
-    try:
-        d = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise RecipeError(f"{path}: invalid JSON at line {err.lineno}: {err.msg}") from None
+    d = validate.read_json(path, RecipeError, "pass a recipe file or a name from `quantize --list-recipes`")
     recipe = parse_recipe(d, schema, str(path))
     if recipe.name != path.stem:
         raise RecipeError(f"{path}: name {recipe.name!r} must equal the file name {path.stem!r}")

@@ -285,19 +285,18 @@ _ROWS = (("perplexity", "{:.3f}"), ("kl", "{:.4f}"), ("top1_agreement", "{:.3f}"
 
 def print_report(report: dict[str, Any], console) -> None:
     """One rich table per recipe: fp32, the recipe (and before recovery when there was one)."""
-    from rich.table import Table
+    from bluelm_edge.cli import tables
 
     fp32 = report["fp32"]
     for name, entry in report["recipes"].items():
-        table = Table(title=f"{name} ({entry['backend']}) vs fp32 on {report['heldout']} held-out examples")
         cols = [("fp32", fp32)] + ([("before recovery", entry["before_recovery"])] if "before_recovery" in entry
                                    else []) + [(name, entry)]
-        table.add_column("metric")
-        for col, _ in cols:
-            table.add_column(col, justify="right")
+        heads = tuple(col for col, _ in cols)
+        table = tables.table(f"{name} ({entry['backend']}) vs fp32 on {report['heldout']} held-out examples",
+                             "metric", *heads, right=heads)
         for key, fmt in _ROWS:
             table.add_row(key, *("-" if d.get(key) is None else fmt.format(d[key]) for _, d in cols))
-        console.print(table)
+        console.print(tables.whole(table))
         if "fallback_layers" in entry:
             console.print(f"  fallback layers: {', '.join(entry['fallback_layers'])}; recovered "
                           f"{_pct(entry['recovered_kl_fraction'])} of the KL loss, "

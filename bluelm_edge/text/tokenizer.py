@@ -23,6 +23,7 @@ from pathlib import Path
 import tokenizers
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
+from bluelm_edge import validate
 from bluelm_edge.errors import CheckpointError, UsageError
 from bluelm_edge.io import atomic_write_text
 from bluelm_edge.model.config import SPECIAL_TOKENS, SpecialTokenIds
@@ -45,8 +46,9 @@ class Tokenizer:
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(f"{path}: no such tokenizer file; point to a checkpoint's tokenizer.json")
+        text = validate.read_text(path, CheckpointError)
         try:
-            hf = tokenizers.Tokenizer.from_file(str(path))
+            hf = tokenizers.Tokenizer.from_str(text)
         except Exception as err:  # tokenizers raises a bare Exception on bad JSON
             first = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise CheckpointError(f"{path}: not a valid tokenizer.json ({first})") from None

@@ -8,7 +8,6 @@ collation into padded `Batch`es.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from bluelm_edge import validate
 from bluelm_edge.errors import DataError
 from bluelm_edge.imaging import preprocess
 from bluelm_edge.model.config import BlueLMConfig
@@ -148,48 +148,38 @@ def build_tokenizer(tasks: Sequence[Task], vocab_size: int, extra_texts: Sequenc
 # ---- user JSONL chats ---------------------------------------------------------------------------
 def load_chats(path: Path) -> list[list[Message]]:
     """Read `{"messages": [{"role", "content", "images"?, "thinking"?}, ...]}` lines (images: paths
-    relative to the file). A bad line raises DataError naming the line number."""
+    relative to the file). Every line is checked by `bluelm_edge.validate` (encoding, keys, types)
+    and every image is decoded now, so a bad one is a DataError naming `file:line` before any work."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file; pass a JSONL file of chats with --data")
-    chats = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
-        if line.strip():
-            try:
-                chats.append(_chat(json.loads(line), path.parent))
-            except (json.JSONDecodeError, DataError, KeyError, TypeError, AttributeError) as err:
-                raise DataError(f"{path}:{lineno}: {_why(err)}; fix or remove that line") from None
+    chats = [_chat(obj, path.parent, f"{path}:{lineno}") for lineno, obj in validate.iter_jsonl(path)]
     if not chats:
         raise DataError(f"{path}: no chats found; each line must be a JSON object with 'messages'")
     return chats
 
 
-def _why(err: Exception) -> str:
-    if isinstance(err, json.JSONDecodeError):
-        return f"invalid JSON ({err.msg})"
-    if isinstance(err, KeyError):
-        return f"missing key {err}"
-    return str(err) if isinstance(err, DataError) else f"bad chat ({err})"
-
-
-def _chat(obj: dict, base: Path) -> list[Message]:
-    raw = obj["messages"]
-    if not isinstance(raw, list) or not raw:
-        raise DataError("'messages' must be a non-empty list")
-    msgs = []
-    for m in raw:
-        images = [_image_path(p, base) for p in m.get("images", [])]
-        msgs.append(Message(m["role"], str(m["content"]), images=images, thinking=m.get("thinking")))
-    if msgs[-1].role != "assistant":
-        raise DataError("the last message must be the assistant's (what to train on)")
-    render_text(msgs, think=False, add_generation_prompt=False, image_tokens=[1] * sum(len(m.images) for m in msgs))
+def _chat(obj: dict, base: Path, where: str) -> list[Message]:
+    validate.check_chat(obj, where)
+    try:
+        msgs = [Message(m["role"], m["content"], images=[_image_path(p, base, where) for p in m.get("images", [])],
+                        thinking=m.get("thinking")) for m in obj["messages"]]
+        if msgs[-1].role != "assistant":
+            raise DataError("the last message must be the assistant's (what to train on)")
+        render_text(msgs, think=False, add_generation_prompt=False,
+                    image_tokens=[1] * sum(len(m.images) for m in msgs))
+    except DataError as err:
+        if str(err).startswith(where):
+            raise
+        raise DataError(f"{where}: {err}; fix or remove that line") from None
     return msgs
 
 
-def _image_path(p: str, base: Path) -> Path:
+def _image_path(p: str, base: Path, where: str) -> Path:
     path = Path(p) if Path(p).is_absolute() else base / p
     if not path.is_file():
-        raise DataError(f"image {p!r} not found (paths are relative to the JSONL file)")
+        raise DataError(f"{where}: image {p!r} not found (paths are relative to the JSONL file)")
+    validate.check_image(path, where, p)
     return path
 
 

@@ -3,6 +3,7 @@ bundle folder and a CLI runner over the device commands."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -29,13 +30,71 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class AdbServer:
-    """A real adb server on a private port; phones are SimPhones connected over loopback."""
+def _listen_inodes(port: int) -> set[str]:
+    """Inodes of the sockets listening on `port` (Linux /proc/net/tcp and tcp6)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            for row in f.readlines()[1:]:
+                cols = row.split()
+                if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    inodes.add(cols[9])
+    return inodes
 
-    def __init__(self, tmp: Path):
-        self.tmp, self.port, self.phones = tmp, str(free_port()), []
+
+def _listener_pid_owns(pid: int, port: int) -> bool:
+    inodes = _listen_inodes(port)
+    if not inodes:
+        return False
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    return True
+    return False
+
+
+class AdbServer:
+    """A real adb server on a private port; phones are SimPhones connected over loopback.
+
+    The server runs in the foreground (`adb nodaemon server`) as our own child process, so it is
+    ours beyond doubt: a port another session's server already holds makes it exit at once (and we
+    try another port) instead of silently sharing that server, and `close()` ends our process only,
+    never a neighbour's server (`adb kill-server` would stop whatever listens on the port).
+    """
+
+    def __init__(self, tmp: Path, attempts: int = 5):
+        self.tmp, self.phones = tmp, []
+        for _ in range(attempts):
+            self.port = str(free_port())
+            self.proc = subprocess.Popen(["adb", "-P", self.port, "nodaemon", "server"], stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if self._listening():
+                break
+            self._stop_server()
+        else:
+            raise RuntimeError(f"no free port for a private adb server after {attempts} tries")
         self.env = {"BLUELM_ADB_PORT": self.port}
-        self.adb("start-server")
+
+    def _listening(self, timeout: float = 20) -> bool:
+        """True once our own process holds the listening socket on the port (False: it died, e.g.
+        because another server holds that port, which then answers connections instead)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and self.proc.poll() is None:
+            if _listener_pid_owns(self.proc.pid, int(self.port)):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _stop_server(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
     def adb(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
         return subprocess.run(["adb", "-P", self.port, *args], capture_output=True, text=True,
@@ -61,8 +120,20 @@ class AdbServer:
         proc.wait()
 
     def reconnect(self, phone: SimPhone) -> None:
+        """Forget the phone's old transport (the server may be reconnecting it on its own), then connect."""
         self.adb("disconnect", phone.serial)
+        self.wait_gone(phone)
         self.connect(phone)
+
+    def wait_gone(self, phone: SimPhone, timeout: float = 15) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            out = self.adb("devices").stdout
+            if f"{phone.serial}\t" not in out:
+                return
+            self.adb("disconnect", phone.serial)
+            time.sleep(0.1)
+        raise TimeoutError(f"{phone.serial} is still listed after adb disconnect: {out!r}")
 
     def wait_state(self, phone: SimPhone, state: str, timeout: float = 15) -> None:
         end = time.monotonic() + timeout
@@ -74,7 +145,7 @@ class AdbServer:
         raise TimeoutError(f"{phone.serial} never reached state {state}: {out!r}")
 
     def close(self) -> None:
-        self.adb("kill-server")
+        self._stop_server()
         for p in self.phones:
             p.stop()
 

@@ -44,6 +44,7 @@ class Profile:
     load_voltage_uv: int = 3_880_000
     base_temp_decic: int = 300  # battery temp, tenths of a degree C
     heat_decic_per_s: float = 6.0  # +0.6 C a second while the app works
+    full_charge_uah: int = 4_800_000  # what charge_counter reads at the start
 
 
 def _props(model: str, device: str, soc: str, platform: str, hardware: str, maker: str) -> dict[str, str]:
@@ -116,6 +117,7 @@ class SimPhone:
         self.conns: list[Connection] = []
         self._server: socket.socket | None = None
         self.props = dict(self.profile.props)
+        self.born = time.monotonic()  # the battery ledger (energy_j, charge_uah) starts here
 
     # ---- server --------------------------------------------------------------------------
     def start(self) -> int:
@@ -196,6 +198,13 @@ class SimPhone:
     def current_ua(self) -> int:
         p = self.profile
         return -(p.load_current_ua if self.running() else p.idle_current_ua)  # negative: discharging
+
+    def charge_uah(self) -> int:
+        """charge_counter: remaining charge in uAh, drawn down by exactly the modelled current."""
+        p, now = self.profile, time.monotonic()
+        busy = self.busy_seconds(now)
+        drawn = busy * p.load_current_ua + (now - self.born - busy) * p.idle_current_ua  # uA x s
+        return int(p.full_charge_uah - drawn / 3600)
 
     def voltage_uv(self) -> int:
         p = self.profile

@@ -60,8 +60,8 @@ class Stream:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            self.conn.forget(self.local_id)
             self.conn.send(A_CLSE, self.local_id, self.remote_id)
-            self.conn.streams.pop(self.local_id, None)
 
 
 class Connection:
@@ -73,7 +73,16 @@ class Connection:
         self.streams: dict[int, Stream] = {}
         self.next_id = 1
         self.alive = True
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one message on the socket at a time
+        self._streams_lock = threading.Lock()  # the serve thread and each stream's thread edit `streams`
+
+    def stream(self, local_id: int) -> Stream | None:
+        with self._streams_lock:
+            return self.streams.get(local_id)
+
+    def forget(self, local_id: int) -> Stream | None:
+        with self._streams_lock:
+            return self.streams.pop(local_id, None)
 
     def send(self, command: int, arg0: int, arg1: int, data: bytes = b"") -> None:
         with self._lock:
@@ -86,7 +95,9 @@ class Connection:
     def kill(self) -> None:
         """Drop the connection abruptly (a cable pulled)."""
         self.alive = False
-        for s in list(self.streams.values()):
+        with self._streams_lock:
+            dropped, self.streams = list(self.streams.values()), {}
+        for s in dropped:
             s.closed = True
             s.inbox.put(None)
         try:
@@ -126,20 +137,30 @@ class Connection:
             self.send(A_AUTH, AUTH_TOKEN, 0, b"\x07" * 20)  # reject every signature; a public key waits forever
         elif command == A_OPEN:
             self._open(arg0, data.rstrip(b"\0").decode())
-        elif command == A_OKAY and arg1 in self.streams:
-            self.streams[arg1].acked.set()
-        elif command == A_WRTE and arg1 in self.streams:
+        elif command in (A_OKAY, A_WRTE, A_CLSE):
+            self._stream_message(command, arg0, arg1, data)
+
+    def _stream_message(self, command: int, arg0: int, arg1: int, data: bytes) -> None:
+        """OKAY / WRTE / CLSE for our stream `arg1`. Its own thread may close it at any moment, so
+        the stream is looked up once, under the lock; a message for a closed stream is dropped
+        (a late OKAY or WRTE crossing our CLSE on the wire is normal)."""
+        stream = self.forget(arg1) if command == A_CLSE else self.stream(arg1)
+        if stream is None:
+            return
+        if command == A_OKAY:
+            stream.acked.set()
+        elif command == A_WRTE:
             self.send(A_OKAY, arg1, arg0)
-            self.streams[arg1].inbox.put(data)
-        elif command == A_CLSE and arg1 in self.streams:
-            stream = self.streams.pop(arg1)
+            stream.inbox.put(data)
+        else:
             stream.closed = True
             stream.inbox.put(None)
 
     def _open(self, remote_id: int, name: str) -> None:
         local_id, self.next_id = self.next_id, self.next_id + 1
         stream = Stream(self, local_id, remote_id)
-        self.streams[local_id] = stream
+        with self._streams_lock:
+            self.streams[local_id] = stream
         self.send(A_OKAY, local_id, remote_id)
 
         def run() -> None:

@@ -119,6 +119,7 @@ def _virtual(phone: SimPhone, device_path: str) -> str | None:
     values = {
         f"{BATTERY}/current_now": phone.current_ua, f"{BATTERY}/voltage_now": phone.voltage_uv,
         f"{BATTERY}/temp": phone.temp_decic,
+        f"{BATTERY}/charge_counter": phone.charge_uah,
         "/sys/class/thermal/thermal_zone0/temp": lambda: phone.temp_decic() * 100 + 9000,
     }
     if device_path in values:
