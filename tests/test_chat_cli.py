@@ -50,7 +50,7 @@ def test_bad_images_are_one_line_and_the_conversation_goes_on(tmp_path, monkeypa
                  "/image ok.png", "What is 4+4?"], tmp_path, monkeypatch)
     for line in ("error: missing.png: no such image file",
                  "error: photos: is a folder; give an image file (PNG or JPEG)",
-                 "error: half.png: cannot decode it (image file is truncated); is the file complete?",
+                 "error: half.png: cannot decode it (Truncated File Read); is the file complete?",
                  "error: /image needs a path, e.g. /image photo.png",
                  "attached ok.png (64x64); it goes with your next message"):
         assert line in out, out
