@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-# pass name -> op names (the edge op's `__name__` without overload, e.g. "aten.cat") of which at
-# least one must be in the graph for the pass to have work
+# pass name -> op names (the edge op's `__name__` without overload, e.g. "aten.cat", or without
+# namespace too, e.g. "quantize_affine") of which at least one must be in the graph for the pass to
+# have work. Passes not named here always run.
 TRIGGERS: dict[str, tuple[str, ...]] = {
     "ConvertToUpsampleBilinear2d": ("aten._unsafe_index", "aten.index", "aten.upsample_bilinear2d"),
     "ConvertToSDPAPass": ("aten._softmax", "aten.softmax"),
@@ -27,6 +28,13 @@ TRIGGERS: dict[str, tuple[str, ...]] = {
     "InsertPadQDQPass": ("aten.constant_pad_nd",),
     "Conv1dUnsqueezePass": ("aten.convolution",),
     "PReLUReshapePass": ("aten._prelu_kernel",),
+    "RemoveGetItemPass": ("aten.max_pool2d_with_indices", "aten.max"),
+    "FuseActivationPass": ("aten.relu", "aten.hardtanh"),
+    "RemoveRedundantCopyPass": ("aten._to_copy",),
+    "DimOrderOpsRevertPass": ("dim_order_ops._to_dim_order_copy", "dim_order_ops._empty_dim_order",
+                              "dim_order_ops._clone_dim_order"),
+    "PropagateCustomMetaPass": tuple(f"{d}quantize_{k}" for d in ("", "de") for k in
+                                     ("per_tensor", "per_channel", "per_token", "affine", "per_channel_group")),
 }
 
 
@@ -36,7 +44,8 @@ def graph_ops(graph: Any) -> set[str]:
     for node in graph.nodes:
         if node.op == "call_function":
             name = getattr(node.target, "__name__", str(node.target))
-            names.add(name.rsplit(".", 1)[0] if name.count(".") >= 2 else name)
+            name = name.rsplit(".", 1)[0] if name.count(".") >= 2 else name
+            names.update((name, name.split(".", 1)[-1]))  # "aten.cat" and "cat"
     return names
 
 
