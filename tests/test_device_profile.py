@@ -168,3 +168,21 @@ def test_energy_comes_from_the_coulomb_counter_however_sparse_the_polls():
     assert energy_between(polls, 0.0, 10.0) == pytest.approx(1000 * 3.6e-3 * 3.9)  # 14.04 J, not 9.75
     no_counter = [Sample(s.t, s.current_ua, s.voltage_uv) for s in polls]
     assert energy_between(no_counter, 0.0, 10.0) == pytest.approx(0.25 * 3.9 * 10)
+
+
+def _png_height(path) -> int:
+    return int.from_bytes(path.read_bytes()[20:24], "big")  # IHDR: width at 16, height at 20
+
+
+def test_plots_draw_only_panels_with_data(tmp_path):
+    """`profile --host --plot` has no power or battery readings: no empty panels (one memory panel),
+    and no timeline at all when nothing was sampled."""
+    from bluelm_edge.device.report import plot_reports
+
+    summary = {"decode_tok_s": {"median": 10.0, "min": 9.0, "max": 11.0}}
+    host = {"device": {"label": "host"}, "bundle_id": "b1", "summary": summary,
+            "timeline": [{"t": t, "power_w": None, "temp_c": None, "memory_mb": 500.0 + t} for t in range(3)]}
+    bare = {**host, "timeline": [{"t": 0, "power_w": None, "temp_c": None, "memory_mb": None}]}
+    written = plot_reports([host, bare], tmp_path / "plots")
+    assert sorted(p.name for p in written) == ["decode_tok_s.png", "timeline-0.png"]
+    assert _png_height(tmp_path / "plots" / "timeline-0.png") == 300  # one panel: (2.4 + 0.6) in x 100 dpi

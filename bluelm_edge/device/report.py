@@ -201,19 +201,24 @@ def is_plot_folder(folder: Path) -> bool:
     return all(p.suffix == ".png" and is_our_png(p) for p in Path(folder).iterdir())
 
 
+TIMELINE = (("power_w", "power W"), ("temp_c", "battery C"), ("memory_mb", "memory MiB"))
+
+
 def _draw(reports: list[dict[str, Any]], folder: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     written = []
     for i, rep in enumerate(reports):
         tl = rep["timeline"]
-        fig, axes = plt.subplots(3, 1, figsize=(7, 7), sharex=True)
-        for ax, key, label in zip(axes, ("power_w", "temp_c", "memory_mb"), ("power W", "battery C", "memory MiB"),
-                                  strict=True):
-            pts = [(p["t"], p[key]) for p in tl if p[key] is not None]
+        series = {label: [(p["t"], p[key]) for p in tl if p.get(key) is not None] for key, label in TIMELINE}
+        series = {label: pts for label, pts in series.items() if pts}
+        if not series:  # e.g. --host: no battery or power readings; no empty panels
+            continue
+        fig, axes = plt.subplots(len(series), 1, figsize=(7, 2.4 * len(series) + 0.6), sharex=True, squeeze=False)
+        for ax, (label, pts) in zip(axes[:, 0], series.items(), strict=True):
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".")
             ax.set_ylabel(label)
-        axes[-1].set_xlabel("seconds since start")
+        axes[-1, 0].set_xlabel("seconds since start")
         fig.suptitle(f"{rep['device'].get('label', rep['device'].get('serial'))} - {rep['bundle_id']}")
         written.append(_save(fig, folder / f"timeline-{i}.png"))
     fig, ax = plt.subplots(figsize=(7, 4))

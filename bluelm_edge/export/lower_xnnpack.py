@@ -8,6 +8,7 @@ is lowered once: `forward` is composed from the lowered `token_embedding` and `t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +29,22 @@ def backend_config() -> Any:
     )
 
 
-def lower(programs: dict[str, ExportedProgram], metadata: dict[str, Any], path: Path, parallel: bool = True) -> int:
+def lower(programs: dict[str, ExportedProgram], metadata: dict[str, Any], path: Path, parallel: bool = True,
+          note: Callable[[str], None] | None = None) -> int:
     """`to_edge_transform_and_lower` with the XNNPACK partitioner, then `to_executorch`, written
     atomically to `path` without first joining the program into one bytes object (at 3B that copy is
     gigabytes of peak memory). When `token_embedding` and `text_decoder` are there, `forward` is
     composed from them once lowered (`export.compose`; a `forward` in `programs` is not used, so
     callers need not export it): one lowering of the decoder. `parallel`: lower a small vision
-    encoder in a forked worker when a core is free (`export.lower_worker`). Returns the file's size."""
+    encoder in a forked worker when a core is free (`export.lower_worker`). `note(text)` hears each
+    step (for the progress display). Returns the file's size."""
     from executorch.exir import EdgeProgramManager
 
     from bluelm_edge.io import atomic_path
 
     with torch.no_grad():
-        edge = _lowered(programs, parallel)
+        edge = _lowered(programs, parallel, note or (lambda text: None))
+        (note or (lambda text: None))(f"to_executorch: memory planning and emitting {len(edge)} methods")
         program = EdgeProgramManager(edge, constant_methods=metadata, compile_config=_compile_config())
         program = program.to_executorch(backend_config())
         del edge
@@ -71,7 +75,8 @@ def _lower_here(programs: dict[str, ExportedProgram]) -> dict[str, ExportedProgr
     return {name: edge.exported_program(name) for name in programs}
 
 
-def _lowered(programs: dict[str, ExportedProgram], parallel: bool = True) -> dict[str, ExportedProgram]:
+def _lowered(programs: dict[str, ExportedProgram], parallel: bool,
+             note: Callable[[str], None]) -> dict[str, ExportedProgram]:
     """{method: lowered edge program}, in the order of `programs`. `forward` is composed when its
     parts are there; the vision encoder is lowered in a forked worker beside the rest when a
     second core is free (`export.lower_worker`)."""
@@ -83,10 +88,14 @@ def _lowered(programs: dict[str, ExportedProgram], parallel: bool = True) -> dic
     vision = contract.VISION_ENCODER
     if parallel and vision in todo and len(todo) > 1 and lower_worker.worth_it(todo[vision]):
         with lower_worker.aside(vision, todo.pop(vision), _lower_here) as vision_result:
+            note(f"partitioning and lowering {', '.join(todo)} (and {vision} in a worker process)")
             out = _lower_here(todo)
+            note(f"waiting for {vision} from the worker")
             out[vision] = vision_result()
     else:
+        note(f"partitioning and lowering {', '.join(todo)}")
         out = _lower_here(todo)
     if composed:
+        note("composing forward from the lowered token_embedding + text_decoder")
         out[contract.FORWARD] = compose_forward(out[contract.TOKEN_EMBEDDING], out[contract.TEXT_DECODER])
     return {name: out[name] for name in contract.METHODS if name in out}

@@ -13,7 +13,7 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -90,10 +90,11 @@ class Stages:
         self.times: dict[str, float] = {}
 
     @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
+    def stage(self, name: str) -> Iterator[Callable[[str], None]]:
+        """One stage; the block gets `note(text)`, which shows what the stage is doing now."""
         task = self.progress.add_task(name, total=1)
         t0 = time.perf_counter()
-        yield
+        yield lambda text: self.progress.update(task, description=f"{name} [dim]{text}")
         self.times[name] = round(time.perf_counter() - t0, 2)
         self.progress.update(task, completed=1, description=f"{name} [green]done")
 
@@ -250,8 +251,8 @@ def build_artifacts(opts: ExportOptions, model: Any, config: Any, tokenizer: Any
         progs = methods.export_methods(model, chunk, opts.vision_batch, modules=modules)
     meta = contract.metadata(config, chunk, opts.vision_batch)
     with atomic_dir(cdir, ours=lambda p: (p / "done.json").is_file()) as tmp:
-        with st.stage(f"lower ({opts.backend})"):
-            missing = lower_into(tmp, opts, progs, meta)
+        with st.stage(f"lower ({opts.backend})") as note:
+            missing = lower_into(tmp, opts, progs, meta, note)
         quality = {}
         if reference is not None:
             with st.stage("quality vs fp32"):
@@ -266,14 +267,16 @@ def _calibrate(opts: ExportOptions, model: Any, config: Any, tokenizer: Any) -> 
     return calibrate_in_memory(model, tokenizer, config, load_set(opts.calibration, opts.samples))
 
 
-def lower_into(folder: Path, opts: ExportOptions, progs: dict, meta: dict) -> str | None:
-    """Write model.pte (SDK present / XNNPACK) or program.pt2 + coverage.json; return what is missing."""
+def lower_into(folder: Path, opts: ExportOptions, progs: dict, meta: dict,
+               note: Callable[[str], None] | None = None) -> str | None:
+    """Write model.pte (SDK present / XNNPACK) or program.pt2 + coverage.json; return what is missing.
+    `note` hears what the lowering is doing (shown beside the stage)."""
     from bluelm_edge.io import atomic_write_bytes, atomic_write_text
 
     if opts.backend == "xnnpack":
         from bluelm_edge.export import lower_xnnpack
 
-        lower_xnnpack.lower(progs, meta, folder / contract.MODEL_PTE)
+        lower_xnnpack.lower(progs, meta, folder / contract.MODEL_PTE, note=note)
         return None
     from bluelm_edge.export import coverage
 
