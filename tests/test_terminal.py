@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -154,3 +155,20 @@ def test_quant_report_shows_every_number_whole_at_80_columns():
 def test_json_output_keeps_the_full_record():
     res = CliRunner().invoke(app, ["quantize", "--list-recipes", "--json"], env={"COLUMNS": "80"})
     assert res.exit_code == 0 and "xnnpack-8da4w-head4" in json.loads(res.output)
+
+
+# ---- export: our progress and summary, nothing from the libraries --------------------------------
+@pytest.mark.slow
+def test_export_prints_only_our_progress_and_summary(tmp_path):
+    """A whole `export` in a fresh process (fp32 `geometry` preset: XNNPACK lowering with the vision
+    worker, composition, the runtime's quality and host checks), output piped as in CI."""
+    out = tmp_path / "bundle"
+    res = _cli("export", "--preset", "geometry", "--recipe", "fp32", "--max-context", "256", "--out", str(out))
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stderr == ""
+    lines = [line for line in res.stdout.splitlines() if line.strip()]
+    stages = ("load checkpoint", "torch.export", "lower (xnnpack)", "write bundle", "host benchmark")
+    assert [s for s in stages if any(line.strip().startswith(f"{s} done") for line in lines)] == list(stages)
+    noise = [line for line in lines if NOISE.search(line) and not line.strip().startswith("torch.export done")]
+    assert noise == [] and len(lines) <= 25, lines
+    assert (out / "model.pte").is_file()
