@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import select
 import statistics
 import subprocess
@@ -38,6 +37,16 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 import peers_lib as L  # noqa: E402
+from peers_machine import (  # noqa: E402
+    _cpu,
+    _rss_mib,
+    _sys_busy,
+    _threads,
+    bandwidth_probe,
+    machine,
+    mem_available_mib,
+    wait_quiet,
+)
 
 PY = sys.executable
 CONTENDERS = {  # name: (toolchain, variant)
@@ -91,16 +100,6 @@ def run_child(cmd: list[str], log: Path, env: dict | None = None, cwd: Path | No
 
 
 MAX_RSS_MIB = 12 * 1024
-
-
-def _rss_mib(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def prepare(shape: str, work: Path) -> dict:
@@ -273,61 +272,6 @@ class Worker:
         self.log.close()
 
 
-def _cpu(pid: int) -> float:
-    try:
-        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError):
-        return 0.0
-
-
-def _sys_busy() -> float:
-    """CPU seconds spent busy by the whole machine since boot (/proc/stat, all cores)."""
-    f = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return (sum(f[:8]) - f[3] - f[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_quiet(max_wait: float, limit: float = 0.3) -> dict:
-    """Wait (up to max_wait s) until the rest of the machine uses < `limit` cores over 1 s."""
-    t0 = time.perf_counter()
-    while True:
-        b0 = _sys_busy()
-        time.sleep(1.0)
-        busy = _sys_busy() - b0
-        if busy < limit or time.perf_counter() - t0 > max_wait:
-            return {"waited_s": round(time.perf_counter() - t0, 1), "others_cores": round(busy, 2)}
-
-
-def _threads(pid: int) -> int:
-    try:
-        return len(os.listdir(f"/proc/{pid}/task"))
-    except OSError:
-        return 0
-
-
-def bandwidth_probe(buf) -> dict:
-    """GB/s of a 2-thread torch sum (read) and copy (read + write) over 1 GiB, best of 3."""
-    import torch
-
-    a, b = buf
-    rd, cp = [], []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        a.sum()
-        rd.append(a.numel() * 4 / (time.perf_counter() - t0) / 1e9)
-        t0 = time.perf_counter()
-        b.copy_(a)
-        cp.append(2 * a.numel() * 4 / (time.perf_counter() - t0) / 1e9)
-    return {"read_gb_s": round(max(rd), 2), "copy_gb_s": round(max(cp), 2), "threads": torch.get_num_threads()}
-
-
-def mem_available_mib() -> float:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def groups_by_memory(names: list[str], arts: dict) -> list[list[str]]:
     """Contenders loaded together, packed under what memory is available now (less 4 GiB)."""
     budget = mem_available_mib() - 4096
@@ -442,14 +386,6 @@ def summarize(shape: str, names: list[str], arts: dict, meas: dict) -> dict:
                       for k in keys}  # same round, seconds apart: robust to drift
             row["ours_over_this_paired_median"] = {k: round(statistics.median(v), 3) for k, v in paired.items() if v}
     return rows
-
-
-def machine() -> dict:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cpu": cpu, "cores": os.cpu_count(), "mem_gib": round(mem, 1), "python": platform.python_version(),
-            "platform": platform.platform()}
 
 
 def main() -> None:

@@ -30,11 +30,9 @@ def _program(path):
 
 
 def _load(path):
-    import executorch.kernels.quantized  # noqa: F401
-    from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401
-    from executorch.runtime import Runtime
+    from bluelm_edge.export.host import _runtime  # the runtime with our kernels and custom ops
 
-    return Runtime.get().load_program(str(path))
+    return _runtime().load_program(str(path))
 
 
 def test_forward_equals_embedding_then_decoder(geometry_export):

@@ -28,7 +28,6 @@ from bluelm_edge.model.config import BlueLMConfig
 
 def _runtime() -> Any:
     import executorch.kernels.quantized  # noqa: F401  (registers quantized_decomposed::*.out)
-    from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401  (llama::custom_sdpa, update_cache)
     from executorch.runtime import Runtime
 
     from bluelm_edge.graphs.xnnpack import load_custom_ops

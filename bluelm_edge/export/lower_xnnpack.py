@@ -42,9 +42,10 @@ def lower(programs: dict[str, ExportedProgram], metadata: dict[str, Any], path: 
 
     from bluelm_edge.io import atomic_path
 
+    note = note or (lambda text: None)
     with torch.no_grad():
-        edge = _lowered(programs, parallel, note or (lambda text: None))
-        (note or (lambda text: None))(f"to_executorch: memory planning and emitting {len(edge)} methods")
+        edge = _lowered(programs, parallel, note)
+        note(f"to_executorch: memory planning and emitting {len(edge)} methods")
         program = EdgeProgramManager(edge, constant_methods=metadata, compile_config=_compile_config())
         program = program.to_executorch(backend_config())
         del edge
@@ -77,7 +78,7 @@ def _lower_here(programs: dict[str, ExportedProgram]) -> dict[str, ExportedProgr
 
 def _lowered(programs: dict[str, ExportedProgram], parallel: bool,
              note: Callable[[str], None]) -> dict[str, ExportedProgram]:
-    """{method: lowered edge program}, in the order of `programs`. `forward` is composed when its
+    """{method: lowered edge program}, in the contract's method order. `forward` is composed when its
     parts are there; the vision encoder is lowered in a forked worker beside the rest when a
     second core is free (`export.lower_worker`)."""
     from bluelm_edge.export import contract, lower_worker
