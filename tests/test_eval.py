@@ -38,11 +38,52 @@ def test_summary_numbers():
     rows = [_row("add", 0, 0.1), _row("add", None, 0.9, 40), _row("sort", 0, 0.5), _row("sort", None, 0.7, 30),
             _row("grid", 0, 0.2), _row("grid", None, 0.8, 10)]
     s = ev.summarise(rows)
-    assert s["none"] == {"text": 0.8, "image": 0.8, "multi_step": 0.9, "thinking_tokens_mean": 26.6667}
-    assert s["0"]["text"] == 0.3 and s["0"]["multi_step"] == 0.1
+    text, image, multi = (s["kinds"][k] for k in ("text", "image", "multi_step"))
+    assert list(text) == ["0", "none"]
+    assert text["none"] | {"ci95": None} == {"n": 20, "right": 16, "accuracy": 0.8, "ci95": None,
+                                             "thinking_tokens_mean": 35.0}
+    assert image["none"]["accuracy"] == 0.8 and multi["none"]["accuracy"] == 0.9
+    assert text["0"]["accuracy"] == 0.3 and multi["0"]["accuracy"] == 0.1
     assert s["multi_step_gap_points"] == 80.0
+    assert s["checks"]["text"] == {"below_no_thinking": [], "drops": []}
     out = ev.to_json(rows, "m", 10, False)
     assert out["results"][1]["budget"] == "none" and out["results"][0]["accuracy"] == 0.1
+
+
+def _score_bound(right: int, n: int, upper: bool) -> float:
+    """The Wilson bound from its definition, by bisection: the p where |p_hat - p| = z*sqrt(p(1-p)/n)."""
+    p_hat = right / n
+    lo, hi = (p_hat, 1.0) if upper else (0.0, p_hat)
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        outside = abs(p_hat - mid) > ev.Z95 * (mid * (1 - mid) / n) ** 0.5
+        if outside == upper:
+            hi = mid
+        else:
+            lo = mid
+    return (lo + hi) / 2
+
+
+@pytest.mark.parametrize("right,n", [(16, 20), (0, 50), (50, 50), (93, 200), (1, 400)])
+def test_wilson_interval_is_the_score_interval(right, n):
+    lo, hi = ev.wilson(right, n)
+    assert lo == pytest.approx(_score_bound(right, n, False), abs=1e-9)
+    assert hi == pytest.approx(_score_bound(right, n, True), abs=1e-9)
+    assert ev.wilson(93, 200)[1] - ev.wilson(93, 200)[0] == pytest.approx(0.136948, abs=1e-6)
+
+
+def test_curve_checks_name_the_failing_budgets():
+    # 100 examples a budget: budget 8 at 0.30 is 16 points under budget 0 (half-width ~0.09)
+    rows = [_row("add", b, a) for b, a in ((0, 0.46), (8, 0.30), (32, 0.70), (None, 0.95))]
+    rows = [ev.Row(r.task, r.kind, r.multi_step, r.budget, 100, r.accuracy, 0.0, r.chance) for r in rows]
+    assert ev.summarise(rows)["checks"]["text"] == {"below_no_thinking": ["8"], "drops": ["8"]}
+    rows[1] = ev.Row("add", "text", True, 8, 100, 0.40, 8.0, 0.0)  # 6 points under: within the interval
+    assert ev.summarise(rows)["checks"]["text"] == {"below_no_thinking": [], "drops": []}
+
+
+def test_budget_positions_space_budgets_by_size():
+    xs = ev.budget_positions([0, 4, 8, 64, None])
+    assert xs[0] == 0 and xs[8] - xs[4] < xs[4] - xs[0] + 1 and xs[None] == xs[64] + 1
 
 
 def test_plot_is_a_png(tmp_path):
@@ -104,9 +145,10 @@ def test_shipped_checkpoint_quality():
             assert r["thinking_tokens_mean"] <= int(r["budget"]), r
     s = report["summary"]
     assert s["multi_step_gap_points"] >= 15
-    assert s["none"]["text"] >= 0.90 and s["none"]["image"] >= 0.80
+    acc = {k: {b: e["accuracy"] for b, e in c.items()} for k, c in s["kinds"].items()}
+    assert acc["text"]["none"] >= 0.90 and acc["image"]["none"] >= 0.80
     for kind in ("text", "image", "multi_step"):
-        assert s["0"][kind] <= s["32"][kind] <= s["none"][kind], kind
+        assert acc[kind]["0"] <= acc[kind]["32"] <= acc[kind]["none"], kind
 
 
 @pytest.mark.slow

@@ -70,7 +70,7 @@ def eval_cmd(
         typer.echo(json.dumps(report, indent=2))
         return
     _print_table(Console(), rows, budgets, ev.budget_label)
-    Console().print(json.dumps(report["summary"]))
+    _print_summary(Console(), report["summary"], budgets, ev.budget_label)
 
 
 def _print_table(console: Console, rows, budgets, label) -> None:
@@ -80,6 +80,23 @@ def _print_table(console: Console, rows, budgets, label) -> None:
         cells = {r.budget: r for r in rows if r.task == task}
         table.add_row(task, *(f"{cells[b].accuracy:.2f} ({cells[b].thinking_tokens_mean:.0f})" for b in budgets))
     console.print(tables.whole(table))
+
+
+def _print_summary(console: Console, summary: dict, budgets, label) -> None:
+    heads = [f"budget {label(b)}" for b in budgets]
+    table = tables.table("mean accuracy [95% interval] (mean thinking tokens)", "kind", *heads, right=tuple(heads))
+    for kind, curve in summary["kinds"].items():
+        cells = [curve.get(label(b)) for b in budgets]
+        table.add_row(kind.replace("_", "-"), *(
+            f"{c['accuracy']:.2f} [{c['ci95'][0]:.2f}, {c['ci95'][1]:.2f}] ({c['thinking_tokens_mean']:.0f})"
+            if c else "-" for c in cells))
+    console.print(tables.whole(table))
+    for kind, check in summary["checks"].items():
+        for name, text in (("below_no_thinking", "below non-thinking"), ("drops", "lower than the budget before")):
+            if check[name]:
+                console.print(f"[yellow]{kind}: budget {', '.join(check[name])} {text} beyond its interval[/yellow]")
+    if "multi_step_gap_points" in summary:
+        console.print(f"thinking vs non-thinking on multi-step tasks: {summary['multi_step_gap_points']:+.1f} points")
 
 
 def _compare(model: Path | None, recipes: str, tasks: str | None, limit: int, json_out: bool) -> None:

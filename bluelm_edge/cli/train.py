@@ -44,6 +44,10 @@ def train(
     image_share: Annotated[float, typer.Option(help="Share of image-task examples.", min=0.0, max=1.0)] = 0.5,
     task_weights: Annotated[str | None, typer.Option(
         "--task-weights", help="Override task weights within their kind, e.g. add=2,grid=2.")] = None,
+    no_think: Annotated[float, typer.Option(
+        "--no-think-share", help="Share of answer-only (non-thinking) examples.", min=0.0, max=1.0)] = 0.25,
+    cut: Annotated[float, typer.Option(
+        "--cut-share", help="Share of thinking examples cut by the budget message.", min=0.0, max=1.0)] = 0.15,
     vocab_size: Annotated[int, typer.Option(help="Tokenizer vocabulary (from scratch only).", min=267)] = 384,
     seed: Annotated[int, typer.Option(help="Seed of init and data.")] = 0,
     bf16: Annotated[bool, typer.Option("--bf16/--fp32", help="bf16 autocast (about 2x faster on CPU).")] = True,
@@ -74,12 +78,15 @@ def train(
     except ValueError as err:
         raise UsageError(f"--tasks: {err}") from None
     weights = _parse_weights(task_weights)
+    if no_think + cut > 1:
+        raise UsageError(f"--no-think-share {no_think} + --cut-share {cut} exceed 1; the rest is plain thinking")
     if init is not None and not (init / "config.json").is_file():
         raise UsageError(f"--init {init}: not a checkpoint folder (no config.json)")
     chats = load_chats(data) if data is not None else None
     cfg = trainer.TrainConfig(
         steps=steps, batch_size=batch_size, lr=lr, warmup=min(warmup, steps), vision_lr_mult=vision_lr_mult,
         seed=seed, bf16=bf16, tasks=task_list, image_share=image_share, task_weights=weights, vocab_size=vocab_size,
+        no_think=no_think, cut=cut,
         eval_every=eval_every, save_every=save_every,
     )
     run = trainer.setup(cfg, out, preset_name=preset, init=init, chats=chats)

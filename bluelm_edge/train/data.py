@@ -31,8 +31,8 @@ SHORT_CUT = 12  # words: about 24 tokens of a trace
 class Mix:
     """How often each training form is drawn (the rest is plain thinking mode)."""
 
-    no_think: float = 0.2  # answer only, non-thinking template
-    cut: float = 0.25  # thinking cut at a random word, closed by the budget message
+    no_think: float = 0.25  # answer only, non-thinking template
+    cut: float = 0.15  # thinking cut at a random word, closed by the budget message
 
 
 @dataclass

@@ -8,6 +8,7 @@ thinking vs non-thinking gap) and the accuracy-against-budget plot.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -79,22 +80,70 @@ def evaluate(
     ]
 
 
-def summarise(rows: Sequence[Row]) -> dict:
-    """Mean accuracy by kind and budget, and the multi-step gap between thinking and not."""
-    out: dict = {}
+Z95 = 1.959964  # two-sided 95% normal quantile
+KINDS: dict[str, Callable[[Row], bool]] = {
+    "text": lambda r: r.kind == "text",
+    "image": lambda r: r.kind == "image",
+    "multi_step": lambda r: r.multi_step,
+}
+INTERVAL = "Wilson score 95% over the kind's examples pooled across its tasks"
+
+
+def wilson(right: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (sound at 0/n and n/n, unlike p +- z*se)."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = right / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def kind_curve(rows: Sequence[Row], kind: str) -> dict[str, dict]:
+    """Budget label -> pooled accuracy, 95% interval, n and mean thinking tokens for one kind."""
+    member = KINDS[kind]
+    out: dict[str, dict] = {}
     for b in dict.fromkeys(r.budget for r in rows):
-        at = [r for r in rows if r.budget == b]
-        entry = {kind: _mean([r.accuracy for r in at if r.kind == kind]) for kind in ("text", "image")}
-        entry["multi_step"] = _mean([r.accuracy for r in at if r.multi_step])
-        entry["thinking_tokens_mean"] = _mean([r.thinking_tokens_mean for r in at])
-        out[budget_label(b)] = entry
-    if "none" in out and "0" in out and out["none"]["multi_step"] is not None:
-        out["multi_step_gap_points"] = round(100 * (out["none"]["multi_step"] - out["0"]["multi_step"]), 1)
+        at = [r for r in rows if r.budget == b and member(r)]
+        n = sum(r.n for r in at)
+        if not n:
+            continue
+        right = sum(round(r.accuracy * r.n) for r in at)
+        lo, hi = wilson(right, n)
+        out[budget_label(b)] = {
+            "n": n, "right": right, "accuracy": round(right / n, 4), "ci95": [round(lo, 4), round(hi, 4)],
+            "thinking_tokens_mean": round(sum(r.thinking_tokens_mean * r.n for r in at) / n, 2),
+        }
     return out
 
 
-def _mean(xs: list[float]) -> float | None:
-    return round(sum(xs) / len(xs), 4) if xs else None
+def _half(entry: dict) -> float:
+    return (entry["ci95"][1] - entry["ci95"][0]) / 2
+
+
+def curve_checks(curve: dict[str, dict]) -> dict[str, list[str]]:
+    """The two shape checks of a budget curve, as lists of the budgets that fail them:
+    `below_no_thinking`: accuracy < budget-0 accuracy - this budget's interval half-width;
+    `drops`: accuracy < the previous budget's accuracy - this budget's interval half-width."""
+    labels = list(curve)
+    floor = curve.get("0")
+    below = [b for b in labels if floor and curve[b]["accuracy"] < floor["accuracy"] - _half(curve[b])]
+    drops = [b for prev, b in zip(labels, labels[1:])
+             if curve[b]["accuracy"] < curve[prev]["accuracy"] - _half(curve[b])]
+    return {"below_no_thinking": below, "drops": drops}
+
+
+def summarise(rows: Sequence[Row]) -> dict:
+    """Per kind (text, image, multi-step): the accuracy curve over budgets with 95% intervals and
+    thinking tokens used, its shape checks, and the multi-step gap between thinking and not."""
+    kinds = {k: c for k in KINDS if (c := kind_curve(rows, k))}
+    out: dict = {"interval": INTERVAL, "kinds": kinds,
+                 "checks": {k: curve_checks(c) for k, c in kinds.items()}}
+    multi = kinds.get("multi_step", {})
+    if "none" in multi and "0" in multi:
+        out["multi_step_gap_points"] = round(100 * (multi["none"]["accuracy"] - multi["0"]["accuracy"]), 1)
+    return out
 
 
 def to_json(rows: Sequence[Row], model: str, limit: int, blank_images: bool) -> dict:
@@ -105,8 +154,23 @@ def to_json(rows: Sequence[Row], model: str, limit: int, blank_images: bool) -> 
     }
 
 
+MEAN_STYLE = {"text": ("tab:blue", "-"), "image": ("tab:red", "--"), "multi_step": ("tab:green", ":")}
+MARKERS = "osD^vP*Xh<>p"
+
+
+def budget_positions(budgets: Sequence[Budget]) -> dict[Budget, float]:
+    """x of each budget: log2(1 + budget), so 0, 4, 8, ..., 64 are spaced by their size; `none`
+    one step past the largest."""
+    xs = {b: math.log2(1 + b) for b in budgets if b is not None}
+    if None in budgets:
+        xs[None] = max(xs.values(), default=-1.0) + 1.0
+    return xs
+
+
 def plot(rows: Sequence[Row], path: Path, title: str = "accuracy against thinking budget") -> None:
-    """Accuracy (y) against budget (x, categorical in the order given) per task, PNG, atomically."""
+    """Two panels, PNG, atomically. Top: per kind the mean accuracy (bold) with its 95% band, and
+    each task thin (own marker, a small x offset so lines on 0 or 1 stay visible). Bottom: the
+    thinking tokens actually used per kind against the budget's cap."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -115,19 +179,36 @@ def plot(rows: Sequence[Row], path: Path, title: str = "accuracy against thinkin
     from bluelm_edge.io import PNG_SOFTWARE, atomic_path
 
     budgets = list(dict.fromkeys(r.budget for r in rows))
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for task in dict.fromkeys(r.task for r in rows):
+    pos = budget_positions(budgets)
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(8, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
+    tasks = list(dict.fromkeys(r.task for r in rows))
+    for i, task in enumerate(tasks):
         acc = {r.budget: r.accuracy for r in rows if r.task == task}
-        kind = next(r.kind for r in rows if r.task == task)
-        ax.plot(range(len(budgets)), [acc.get(b) for b in budgets], marker="o",
-                linestyle="-" if kind == "text" else "--", label=task)
-    ax.set_xticks(range(len(budgets)), [budget_label(b) for b in budgets])
-    ax.set_xlabel("thinking budget (tokens; 0 = non-thinking mode)")
+        off = 0.05 * (i - (len(tasks) - 1) / 2)
+        bs = [b for b in budgets if b in acc]
+        ax.plot([pos[b] + off for b in bs], [acc[b] for b in bs], marker=MARKERS[i % len(MARKERS)],
+                markersize=4, lw=0.8, alpha=0.55, label=task)
+    for kind, curve in summarise(rows)["kinds"].items():
+        colour, style = MEAN_STYLE[kind]
+        bs = [b for b in budgets if budget_label(b) in curve]
+        xs, es = [pos[b] for b in bs], [curve[budget_label(b)] for b in bs]
+        ax.plot(xs, [e["accuracy"] for e in es], color=colour, ls=style, lw=2.6, label=f"mean {kind}")
+        ax.fill_between(xs, [e["ci95"][0] for e in es], [e["ci95"][1] for e in es], color=colour, alpha=0.13)
+        ax2.plot(xs, [e["thinking_tokens_mean"] for e in es], color=colour, ls=style, lw=2, marker="o",
+                 markersize=4, label=kind)
+    capped = [b for b in budgets if b is not None]
+    if capped:
+        ax2.plot([pos[b] for b in capped], capped, color="0.5", lw=1, ls="-.", label="budget (cap)")
     ax.set_ylabel("exact-match accuracy")
-    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylim(-0.03, 1.03)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=7, ncol=3, loc="lower right")
+    ax2.set_ylabel("thinking tokens used")
+    ax2.set_xticks([pos[b] for b in budgets], [budget_label(b) for b in budgets])
+    ax2.set_xlabel("thinking budget (tokens; 0 = non-thinking mode; bands: 95% Wilson intervals)")
+    ax2.grid(alpha=0.3)
+    ax2.legend(fontsize=7, ncol=4, loc="upper left")
     fig.tight_layout()
     with atomic_path(Path(path)) as tmp:
         fig.savefig(tmp, format="png", dpi=100, metadata={"Software": PNG_SOFTWARE})
