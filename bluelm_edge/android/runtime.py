@@ -102,4 +102,4 @@ def offline_line(req: Requirement) -> str:
     """The ONE line an offline build prints: what this flavour still needs to run models."""
     libs = f" with {', '.join(req.native_libs)}" if req.native_libs else ""
     return (f"Offline build: UI only, no ExecuTorch native libraries. The {req.flavour} flavour still needs "
-            f"{' + '.join(req.needs)}{libs} ({req.where}): build with Gradle (ANDROID_HOME set).")
+            f"{' + '.join(req.needs)}{libs}, {req.where}; build with Gradle (ANDROID_HOME set).")
