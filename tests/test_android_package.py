@@ -17,7 +17,7 @@ from fake_program import fake_pte
 from typer.testing import CliRunner
 
 from bluelm_edge.android import AndroidBuildError, android_build_capabilities, package_apk
-from bluelm_edge.android.build import PACKAGE, PASSWORD_ENV, compile_stubs
+from bluelm_edge.android.build import PACKAGE, PASSWORD_ENV
 from bluelm_edge.cli.main import app
 
 pytestmark = [pytest.mark.java,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bluelm_edge.android import runtime as rt
-from bluelm_edge.android.toolchain import AndroidBuildError, JUNIT_JARS, ORG_JSON_JAR
+from bluelm_edge.android.toolchain import JUNIT_JARS, ORG_JSON_JAR, AndroidBuildError
 from bluelm_edge.export import contract
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +62,7 @@ def test_manifest_records_the_runtime(tmp_path):
     m = build_manifest(tmp_path, cfg=tiny(), backend="xnnpack", soc=None, recipe="fp32",
                        lowered=True, vision_batch=1)
     version = importlib.metadata.version("executorch")
-    assert m["runtime"] == {"executorch": version, "min_runtime": "%d.%d.%d" % contract.release(version)}
+    assert m["runtime"] == {"executorch": version, "min_runtime": ".".join(map(str, contract.release(version)))}
     assert rt.requirement(m).refusal is None
     qnn = build_manifest(tmp_path, cfg=tiny(), backend="qnn", soc="SM8650", recipe="qnn-16a4w", lowered=True,
                          vision_batch=1)
@@ -136,3 +136,21 @@ def test_broken_vector_fails_java_and_python(breaker, classpath, tmp_path):
     proc = run_junit(classpath, tmp_path)
     assert proc.returncode != 0 and re.search(r"Tests run: 3,  Failures: 1\b", proc.stdout), proc.stdout[-1500:]
     assert not python_agrees(doc)
+
+
+def test_doctor_says_what_a_bundle_needs(tmp_path):
+    from typer.testing import CliRunner
+
+    from bluelm_edge.cli.main import app
+    from bluelm_edge.export.bundle import write_bundle
+    from tests.test_bundle import _args, _fill
+
+    out = tmp_path / "b"
+    manifest = write_bundle(out, _fill, {**_args(), "backend": "qnn", "soc": "SM8650"})
+    res = CliRunner().invoke(app, ["doctor", str(out), "--json"], env={"QNN_SDK_ROOT": ""})
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.stdout)["runtime"]
+    assert (info["app_executorch"], info["agree"]) == ("1.5.1", True)
+    assert info["bundle"]["flavour"] == "qnn" and info["bundle"]["refusal"] is None
+    assert info["bundle"]["needs"] == ["org.pytorch:executorch-android-qnn:1.5.1", "com.qualcomm.qti:qnn-runtime:2.37.0"]
+    assert manifest["runtime"]["qnn_sdk"] is None  # no SDK here: the pinned qnn-runtime is the fallback

@@ -270,7 +270,8 @@ def link_resources(demo: Path, tmp: Path, assets: Path, note: str, flavour: str)
     base = tmp / "base.apk"
     # API 29's framework resources predate <uses-native-library> (API 31): aapt2 would reject it
     lenient = ["--warn-manifest-validation"] if flavour_manifest.is_file() else []
-    run(["aapt2", "link", *lenient, "-I", str(tc.FRAMEWORK_RES), "--manifest", str(manifest), "--java", str(tmp / "gen"),
+    run(["aapt2", "link", *lenient, "-I", str(tc.FRAMEWORK_RES), "--manifest", str(manifest),
+         "--java", str(tmp / "gen"),
          "--min-sdk-version", str(MIN_SDK), "--target-sdk-version", str(TARGET_SDK),
          "--version-code", str(VERSION_CODE), "--version-name", VERSION_NAME,
          "-A", str(assets), "-0", "pte", "-o", str(base), str(tmp / "res.zip")], "link resources")

@@ -131,7 +131,7 @@ def release(version: str) -> tuple[int, int, int]:
 
 def runtime_section(exporter: str, backend: str, qnn_sdk: str | None = None) -> dict[str, Any]:
     """The manifest's `runtime` object for a program written by executorch `exporter`."""
-    section: dict[str, Any] = {"executorch": exporter, "min_runtime": "%d.%d.%d" % release(exporter)}
+    section: dict[str, Any] = {"executorch": exporter, "min_runtime": ".".join(map(str, release(exporter)))}
     if backend == "qnn":
         section["qnn_sdk"] = qnn_sdk
     return section
