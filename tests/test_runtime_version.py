@@ -152,5 +152,6 @@ def test_doctor_says_what_a_bundle_needs(tmp_path):
     info = json.loads(res.stdout)["runtime"]
     assert (info["app_executorch"], info["agree"]) == ("1.5.1", True)
     assert info["bundle"]["flavour"] == "qnn" and info["bundle"]["refusal"] is None
-    assert info["bundle"]["needs"] == ["org.pytorch:executorch-android-qnn:1.5.1", "com.qualcomm.qti:qnn-runtime:2.37.0"]
+    assert info["bundle"]["needs"] == ["org.pytorch:executorch-android-qnn:1.5.1",
+                                       "com.qualcomm.qti:qnn-runtime:2.37.0"]
     assert manifest["runtime"]["qnn_sdk"] is None  # no SDK here: the pinned qnn-runtime is the fallback

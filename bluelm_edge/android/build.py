@@ -79,7 +79,7 @@ def package_apk(bundle: Path | None, out: Path, *, keystore: Path | None = None,
     manifest = read_bundle(bundle) if bundle is not None else None
     if embed_bundle and manifest is None:
         raise AndroidBuildError("--embed-bundle needs a bundle folder; run `bluelm-edge export` first")
-    req = rt.requirement(manifest or {"backend": "xnnpack", "runtime": {"min_runtime": "0.0"}})
+    req = rt.requirement(manifest)
     if req.refusal:
         raise AndroidBuildError(req.refusal)
     use_offline = offline if offline is not None else bool(tc.missing_gradle())

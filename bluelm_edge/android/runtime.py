@@ -73,21 +73,22 @@ def carried_version(runtime: dict[str, Any] | None = None) -> str:
     return (runtime or load_runtime())["executorch"]
 
 
-def requirement(manifest: dict[str, Any], runtime: dict[str, Any] | None = None) -> Requirement:
-    """The flavour, AAR and extra artifacts a bundle needs, and the app's verdict on it."""
+def requirement(manifest: dict[str, Any] | None, runtime: dict[str, Any] | None = None) -> Requirement:
+    """The flavour, AAR and extra artifacts a bundle needs, and the app's verdict on it
+    (no bundle: the xnnpack flavour, nothing to refuse)."""
     runtime = runtime or load_runtime()
-    backend = manifest.get("backend", "xnnpack")
+    backend = (manifest or {}).get("backend", "xnnpack")
     spec = runtime["flavours"][backend]
     qnn = None
     if backend == "qnn":
-        qnn = (manifest.get("runtime") or {}).get("qnn_sdk") or spec["qnn_runtime"]
+        qnn = ((manifest or {}).get("runtime") or {}).get("qnn_sdk") or spec["qnn_runtime"]
     fill = {"executorch": runtime["executorch"], "qnn_runtime": qnn}
     needs = [s.format(**fill) for s in spec["maven"]] + list(spec["local"])
     return Requirement(
         flavour=backend, aar=needs[0], needs=needs, where=spec["where"].format(**fill),
         native_libs=list(spec.get("native_libs", [])), qnn_runtime=qnn,
-        refusal=contract.runtime_refusal(manifest.get("bundle_id", "?"), manifest.get("runtime"),
-                                         runtime["executorch"]),
+        refusal=None if manifest is None else contract.runtime_refusal(
+            manifest.get("bundle_id", "?"), manifest.get("runtime"), runtime["executorch"]),
     )
 
 
