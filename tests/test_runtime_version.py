@@ -49,7 +49,7 @@ def test_pin_is_the_exporters_version():
 def test_gradle_reads_the_one_pin():
     demo = ROOT / "android_demo"
     root, app = (demo / "build.gradle").read_text(), (demo / "app" / "build.gradle").read_text()
-    assert 'parse(file("runtime.json"))' in root and "executorchVersion = runtime.executorch" in root
+    assert 'parse(file("runtime.json"))' in root and "executorchVersion = pinned.executorch" in root
     assert not re.search(r"executorch-android[\w-]*:\d", root + app)  # no second, literal version
     assert '"EXECUTORCH_VERSION"' in app and "executorchVersion" in app
 
