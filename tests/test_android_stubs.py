@@ -48,11 +48,17 @@ def test_every_stub_member_is_recorded():
     assert check_stubs(DEMO) == []
 
 
-def test_api_list_pins_the_versions():
+def test_api_list_pins_the_android_version():
     text = API_LIST.read_text()
-    assert "API level 34" in text and "executorch-android 1.0.1" in text
-    gradle = (DEMO / "build.gradle").read_text()
-    assert 'executorchVersion = "1.0.1"' in gradle and "compileSdkVersion = 34" in gradle
+    assert "API level 34" in text and "compileSdkVersion = 34" in (DEMO / "build.gradle").read_text()
+
+
+@pytest.mark.xfail(strict=True, reason="the ExecuTorch stubs still record the 1.0.1 LlmModule API; the app-engine "
+                   "branch moves them (and ChatEngine) to 1.5.1's API. Remove this mark when it lands.")
+def test_api_list_records_the_pinned_executorch():
+    from bluelm_edge.android.runtime import carried_version
+
+    assert f"org.pytorch:executorch-android {carried_version()}" in API_LIST.read_text()
 
 
 @pytest.mark.parametrize("line", [

@@ -1,11 +1,12 @@
 """Build and sign the demo APK: Gradle (with an Android SDK) or offline with Debian's tools.
 
-The offline build (no SDK): aapt2 against the framework resources, javac --release 7 against the
-compile-only stubs in android_demo/stubs, dx, zipalign, apksigner. It carries no ExecuTorch
-native libraries (recorded in the manifest <meta-data> and in assets/bluelm-build.json) unless
-`--executorch-aar` puts an AAR's classes and jni/arm64-v8a libraries in. Keystore passwords come
-only from BLUELM_KEYSTORE_PASSWORD or a prompt, and reach keytool/apksigner through the
-environment, never through argv.
+The flavour follows the bundle's backend (xnnpack, qnn, mediatek; android_demo/runtime.json says
+what each needs). Gradle builds `assemble<Flavour>Release` with the real ExecuTorch AAR. The
+offline build (no SDK): aapt2 against the framework resources, javac --release 7 against the
+compile-only stubs in android_demo/stubs (Java 7 only because Debian's dx reads nothing newer),
+dx, zipalign, apksigner; it is UI only (no ExecuTorch native libraries) and its note is one line
+naming what the flavour still needs. Keystore passwords come only from BLUELM_KEYSTORE_PASSWORD
+or a prompt, and reach keytool/apksigner through the environment, never through argv.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from bluelm_edge.android import runtime as rt
 from bluelm_edge.android import toolchain as tc
 from bluelm_edge.android.toolchain import AndroidBuildError
 from bluelm_edge.io import atomic_path, check_output_file, sha256_file
@@ -30,9 +32,9 @@ VERSION_NAME, VERSION_CODE = "0.1.0", 1
 MIN_SDK, TARGET_SDK = 28, 34
 PASSWORD_ENV = "BLUELM_KEYSTORE_PASSWORD"
 DEBUG_ALIAS, DEBUG_PASSWORD = "androiddebugkey", "android"  # Android's public debug-key convention
-OFFLINE_NOTE = ("Offline build: no ExecuTorch native libraries. It installs and shows its UI but cannot "
-                "run a model; build with Gradle (ANDROID_HOME) or pass --executorch-aar PATH.")
-AAR_NOTE = "Offline build with ExecuTorch classes and arm64-v8a libraries from {aar}."
+AAR_GONE = ("--executorch-aar is not supported: the real executorch-android AAR is Kotlin/Java 11 "
+            "bytecode, which the offline dx cannot dex, and needs fbjni and soloader; build with Gradle "
+            "(set ANDROID_HOME), which takes the AAR from Maven Central")
 
 Step = Callable[[str], None]
 
@@ -41,6 +43,9 @@ Step = Callable[[str], None]
 class PackageResult:
     apk: str
     build: str  # "gradle" | "offline"
+    flavour: str = "xnnpack"
+    executorch: str = ""  # the executorch-android version the app carries
+    needs: list[str] = field(default_factory=list)  # the flavour's ExecuTorch artifacts
     native_libs: list[str] = field(default_factory=list)
     embedded_files: list[str] = field(default_factory=list)
     signer: str = "debug"
@@ -65,16 +70,25 @@ def package_apk(bundle: Path | None, out: Path, *, keystore: Path | None = None,
                 overwrite: bool = False) -> PackageResult:
     """Build, sign and write `out` atomically; Gradle when an SDK is configured, else offline.
 
-    An existing `out` is replaced only if it is an APK of this app, or with `overwrite`."""
+    The flavour is the bundle's backend (xnnpack without a bundle); a bundle the app would refuse
+    (it needs a newer ExecuTorch runtime than runtime.json pins) is refused here. An existing
+    `out` is replaced only if it is an APK of this app, or with `overwrite`."""
+    if executorch_aar is not None:
+        raise AndroidBuildError(AAR_GONE)
     check_output_file(Path(out), "--out", ours=is_our_apk, overwrite=overwrite)
     manifest = read_bundle(bundle) if bundle is not None else None
     if embed_bundle and manifest is None:
         raise AndroidBuildError("--embed-bundle needs a bundle folder; run `bluelm-edge export` first")
-    use_offline = offline if offline is not None else bool(tc.missing_gradle()) or executorch_aar is not None
+    req = rt.requirement(manifest)
+    if req.refusal:
+        raise AndroidBuildError(req.refusal)
+    use_offline = offline if offline is not None else bool(tc.missing_gradle())
     signing = resolve_signing(keystore, key_alias, password_prompt)
-    if use_offline:
-        return build_offline(bundle if embed_bundle else None, out, signing, executorch_aar, step)
-    return build_gradle(bundle if embed_bundle else None, manifest, out, signing, step)
+    embedded = bundle if embed_bundle else None
+    result = (build_offline(embedded, out, signing, req, step) if use_offline
+              else build_gradle(embedded, out, signing, req, step))
+    result.flavour, result.executorch, result.needs = req.flavour, rt.carried_version(), req.needs
+    return result
 
 
 # ---- bundle and signing -------------------------------------------------------------------------
@@ -154,29 +168,29 @@ def run(cmd: list[str], what: str, env: dict[str, str] | None = None, cwd: Path 
 
 
 # ---- offline build --------------------------------------------------------------------------
-def build_offline(bundle: Path | None, out: Path, signing: Signing, aar: Path | None, step: Step) -> PackageResult:
+def build_offline(bundle: Path | None, out: Path, signing: Signing, req: rt.Requirement,
+                  step: Step) -> PackageResult:
     missing = tc.missing_offline()
     if missing:
         raise AndroidBuildError(f"offline APK build needs {', '.join(missing)}; "
                                 f"apt-get install {tc.APT_PACKAGES}")
     demo = tc.android_demo_dir()
-    note = AAR_NOTE.format(aar=Path(aar).name) if aar else OFFLINE_NOTE
+    note = rt.offline_line(req)
     with tempfile.TemporaryDirectory(prefix="bluelm-apk-") as tmp_s:
         tmp = Path(tmp_s)
         step("compile stubs")
         stubs = compile_stubs(demo, tmp / "stubs")
         step("link resources")
-        assets = stage_assets(tmp / "assets", bundle, note, aar)
-        base = link_resources(demo, tmp, assets, note)
+        assets = stage_assets(tmp / "assets", bundle, note, req)
+        base = link_resources(demo, tmp, assets, note, req.flavour)
         step("compile Java")
-        aar_jar, libs = unpack_aar(aar, tmp / "aar") if aar else (None, [])
-        classes = compile_app(demo, tmp, stubs, aar_jar)
+        write_build_config(tmp / "gen", req.flavour)
+        classes = compile_app(demo, tmp, stubs)
         step("dex")
-        dex = run_dx([classes] + ([aar_jar] if aar_jar else []), tmp / "classes.dex")
-        add_to_apk(base, dex, libs)
+        dex = run_dx([classes], tmp / "classes.dex")
+        add_to_apk(base, dex)
         step("align and sign")
         result = finish_apk(base, tmp, out, signing, "offline", note)
-    result.native_libs = [f"lib/arm64-v8a/{p.name}" for p in libs]
     result.embedded_files = embedded_list(bundle)
     return result
 
@@ -189,10 +203,10 @@ def compile_stubs(demo: Path, dest: Path) -> Path:
     return dest
 
 
-def stage_assets(dest: Path, bundle: Path | None, note: str, aar: Path | None) -> Path:
+def stage_assets(dest: Path, bundle: Path | None, note: str, req: rt.Requirement) -> Path:
     dest.mkdir(parents=True)
-    info = {"build": "offline", "executorch_native_libs": aar is not None, "note": note,
-            "version": VERSION_NAME}
+    info = {"build": "offline", "executorch_native_libs": False, "note": note, "version": VERSION_NAME,
+            "flavour": req.flavour, "executorch": rt.carried_version(), "needs": req.needs}
     (dest / "bluelm-build.json").write_text(json.dumps(info, indent=2) + "\n")
     if bundle is not None:
         for rel in embedded_list(bundle):
@@ -209,53 +223,68 @@ def embedded_list(bundle: Path | None) -> list[str]:
     return [f["path"] for f in files] + ["manifest.json"]
 
 
-def offline_manifest(src: Path, note: str) -> str:
-    """The app manifest with the package name (Gradle's namespace) and the build note as <meta-data>."""
+def offline_manifest(src: Path, note: str, flavour_src: Path | None = None) -> str:
+    """The app manifest with the package name (Gradle's namespace), the flavour manifest's
+    <application> children (what Gradle's merger adds) and the build note as <meta-data>."""
     text = src.read_text()
     text = text.replace("<manifest ", f'<manifest package="{PACKAGE}" ', 1)
-    meta = f'        <meta-data android:name="com.bluelm.edge.BUILD" android:value="{note}" />\n    </application>'
-    return re.sub(r"\s*</application>", "\n" + meta, text, count=1)
+    extra = ""
+    if flavour_src is not None and flavour_src.is_file():
+        m = re.search(r"<application[^>]*>(.*?)</application>", flavour_src.read_text(), re.S)
+        extra = m[1].rstrip() + "\n" if m else ""
+    meta = f'        <meta-data android:name="com.bluelm.edge.BUILD" android:value="{escape(note)}" />\n'
+    return re.sub(r"\s*</application>", lambda _: "\n" + extra + meta + "    </application>", text, count=1)
 
 
-def link_resources(demo: Path, tmp: Path, assets: Path, note: str) -> Path:
+def escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def write_build_config(gen: Path, flavour: str) -> Path:
+    """What Gradle's BuildConfig gives the app (FLAVOR, EXECUTORCH_VERSION), for the offline build."""
+    path = gen / Path(*PACKAGE.split(".")) / "BuildConfig.java"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"""package {PACKAGE};
+
+/** Written by the offline build; Gradle generates the same fields from app/build.gradle. */
+public final class BuildConfig {{
+    public static final boolean DEBUG = false;
+    public static final String APPLICATION_ID = "{PACKAGE}";
+    public static final String BUILD_TYPE = "release";
+    public static final String FLAVOR = "{flavour}";
+    public static final int VERSION_CODE = {VERSION_CODE};
+    public static final String VERSION_NAME = "{VERSION_NAME}";
+    public static final String EXECUTORCH_VERSION = "{rt.carried_version()}";
+}}
+""")
+    return path
+
+
+def link_resources(demo: Path, tmp: Path, assets: Path, note: str, flavour: str) -> Path:
     app = demo / "app" / "src" / "main"
     manifest = tmp / "AndroidManifest.xml"
-    manifest.write_text(offline_manifest(app / "AndroidManifest.xml", note))
+    flavour_manifest = demo / "app" / "src" / flavour / "AndroidManifest.xml"
+    manifest.write_text(offline_manifest(app / "AndroidManifest.xml", note, flavour_manifest))
     run(["aapt2", "compile", "--dir", str(app / "res"), "-o", str(tmp / "res.zip")], "compile resources")
     (tmp / "gen").mkdir()
     base = tmp / "base.apk"
-    run(["aapt2", "link", "-I", str(tc.FRAMEWORK_RES), "--manifest", str(manifest), "--java", str(tmp / "gen"),
+    # API 29's framework resources predate <uses-native-library> (API 31): aapt2 would reject it
+    lenient = ["--warn-manifest-validation"] if flavour_manifest.is_file() else []
+    run(["aapt2", "link", *lenient, "-I", str(tc.FRAMEWORK_RES), "--manifest", str(manifest),
+         "--java", str(tmp / "gen"),
          "--min-sdk-version", str(MIN_SDK), "--target-sdk-version", str(TARGET_SDK),
          "--version-code", str(VERSION_CODE), "--version-name", VERSION_NAME,
          "-A", str(assets), "-0", "pte", "-o", str(base), str(tmp / "res.zip")], "link resources")
     return base
 
 
-def unpack_aar(aar: Path, dest: Path) -> tuple[Path, list[Path]]:
-    """classes.jar and jni/arm64-v8a/*.so of an ExecuTorch AAR."""
-    if not Path(aar).is_file():
-        raise AndroidBuildError(f"{aar}: no such AAR; download org.pytorch:executorch-android from Maven Central")
-    try:
-        with zipfile.ZipFile(aar) as z:
-            names = z.namelist()
-            if "classes.jar" not in names:
-                raise AndroidBuildError(f"{aar}: not an AAR (no classes.jar)")
-            wanted = ["classes.jar"] + [n for n in names if n.startswith("jni/arm64-v8a/") and n.endswith(".so")]
-            z.extractall(dest, members=wanted)
-    except zipfile.BadZipFile:
-        raise AndroidBuildError(f"{aar}: not a zip/AAR file") from None
-    libs = sorted((dest / "jni" / "arm64-v8a").glob("*.so"))
-    if not libs:
-        raise AndroidBuildError(f"{aar}: has no jni/arm64-v8a libraries; use the arm64 ExecuTorch AAR")
-    return dest / "classes.jar", libs
+def compile_app(demo: Path, tmp: Path, stubs: Path) -> Path:
+    """javac --release 7 (dx reads Java 7 class files) of core + app + R + BuildConfig against the stubs.
 
-
-def compile_app(demo: Path, tmp: Path, stubs: Path, aar_jar: Path | None) -> Path:
-    """javac --release 7 (dx reads Java 7 class files) of core + app + R against the stubs."""
+    Java 7 is the offline path's limit only; Gradle builds the same sources at Java 8 with D8."""
     sources = [str(p) for d in (demo / "core" / "src" / "main" / "java", demo / "app" / "src" / "main" / "java",
                                 tmp / "gen") for p in sorted(d.rglob("*.java"))]
-    classpath = [str(aar_jar)] if aar_jar else []
-    classpath += [str(stubs), str(tc.ORG_JSON_JAR)]
+    classpath = [str(stubs), str(tc.ORG_JSON_JAR)]
     dest = tmp / "classes"
     dest.mkdir()
     run(["javac", "-nowarn", "-Xlint:-options", "--release", "7", "-encoding", "UTF-8", "-cp", ":".join(classpath),
@@ -270,11 +299,9 @@ def run_dx(inputs: list[Path], dex: Path) -> Path:
     return dex
 
 
-def add_to_apk(apk: Path, dex: Path, libs: list[Path]) -> None:
+def add_to_apk(apk: Path, dex: Path) -> None:
     with zipfile.ZipFile(apk, "a", compression=zipfile.ZIP_DEFLATED) as z:
         z.write(dex, "classes.dex")
-        for lib in libs:
-            z.write(lib, f"lib/arm64-v8a/{lib.name}")
 
 
 def finish_apk(unsigned: Path, tmp: Path, out: Path, signing: Signing, build: str, note: str) -> PackageResult:
@@ -287,22 +314,25 @@ def finish_apk(unsigned: Path, tmp: Path, out: Path, signing: Signing, build: st
 
 
 # ---- Gradle build ---------------------------------------------------------------------------
-def build_gradle(bundle: Path | None, manifest: dict | None, out: Path, signing: Signing, step: Step) -> PackageResult:
+def build_gradle(bundle: Path | None, out: Path, signing: Signing, req: rt.Requirement, step: Step) -> PackageResult:
     """`assemble<Flavour>Release` with the signing config read from the environment."""
     demo = tc.android_demo_dir()
-    flavour = "qnn" if manifest and manifest.get("backend") == "qnn" else "xnnpack"
-    task = f"assemble{flavour.capitalize()}Release"
+    missing = rt.missing_local(req, demo)
+    if missing:
+        raise AndroidBuildError(f"the {req.flavour} flavour needs android_demo/{', '.join(missing)}: {req.where}")
+    task = f"assemble{req.flavour.capitalize()}Release"
     env = {"BLUELM_KEYSTORE_FILE": str(signing.keystore), "BLUELM_KEY_ALIAS": signing.alias,
            PASSWORD_ENV: signing.password, "ANDROID_HOME": str(tc.android_home())}
     if bundle is not None:
         env["BLUELM_EMBED_BUNDLE"] = str(Path(bundle).resolve())
+    props = [f"-PqnnRuntimeVersion={req.qnn_runtime}"] if req.qnn_runtime else []
     step(f"gradle {task}")
-    run([*tc.gradle_command(), "--no-daemon", "-p", str(demo), task], f"build with Gradle ({task})", env=env)
-    apks = sorted((demo / "app" / "build" / "outputs" / "apk" / flavour / "release").glob("*.apk"))
+    run([*tc.gradle_command(), "--no-daemon", "-p", str(demo), *props, task], f"build with Gradle ({task})", env=env)
+    apks = sorted((demo / "app" / "build" / "outputs" / "apk" / req.flavour / "release").glob("*.apk"))
     if not apks:
-        raise AndroidBuildError(f"Gradle finished but made no APK under app/build/outputs/apk/{flavour}/release")
+        raise AndroidBuildError(f"Gradle finished but made no APK under app/build/outputs/apk/{req.flavour}/release")
     with atomic_path(Path(out)) as tmp_out:
         shutil.copyfile(apks[0], tmp_out)
     return PackageResult(apk=str(out), build="gradle", signer=f"{signing.keystore.name}:{signing.alias}",
                          sha256=sha256_file(Path(out)), embedded_files=embedded_list(bundle),
-                         note=f"Gradle {flavour} release build with the ExecuTorch AAR.")
+                         note=f"Gradle {req.flavour} release build with {' + '.join(req.needs)}.")

@@ -1,4 +1,5 @@
-"""`bluelm-edge doctor`: what this machine can do (versions, vendor SDKs, Android tools, devices)."""
+"""`bluelm-edge doctor`: what this machine can do (versions, vendor SDKs, Android tools, devices),
+the ExecuTorch runtime the app pins against the exporter's, and (given a bundle) what it needs."""
 
 from __future__ import annotations
 
@@ -61,7 +62,22 @@ def _android_builds() -> dict:
     return android_build_capabilities()
 
 
-def collect() -> dict:
+def _runtime(bundle: Path | None) -> dict:
+    """The app's pinned runtime vs the exporter's wheel; with a bundle, the flavour and AAR it needs."""
+    from bluelm_edge.android import runtime as rt
+    from bluelm_edge.export import contract
+
+    pinned, exporter = rt.carried_version(), _version("executorch")
+    out: dict = {"app_executorch": pinned, "exporter_executorch": exporter,
+                 "agree": exporter is not None and contract.release(exporter) == contract.release(pinned)}
+    if bundle is not None:
+        from bluelm_edge.export.bundle import read_manifest
+
+        out["bundle"] = {"path": str(bundle), **rt.requirement(read_manifest(bundle)).to_dict()}
+    return out
+
+
+def collect(bundle: Path | None = None) -> dict:
     """Everything doctor reports, as plain data."""
     qnn_ok, qnn_detail = _qnn_sdk()
     mtk_ok, mtk_detail = _neuropilot()
@@ -71,16 +87,20 @@ def collect() -> dict:
         "neuropilot": {"found": mtk_ok, "detail": mtk_detail},
         "tools": {t: shutil.which(t) for t in ANDROID_TOOLS},
         "android_builds": _android_builds(),
+        "runtime": _runtime(bundle),
         "devices": _devices(),
     }
 
 
-def doctor(json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON.")) -> None:
-    """Report versions, vendor SDKs, Android build tools and attached devices.
+def doctor(
+    bundle: Path | None = typer.Argument(None, help="A bundle: say which app flavour and ExecuTorch AAR it needs."),
+    json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Report versions, vendor SDKs, Android build tools, the app's ExecuTorch runtime and devices.
 
-    Example: bluelm-edge doctor --json
+    Example: bluelm-edge doctor ./bluelm-bundle --json
     """
-    report = collect()
+    report = collect(bundle)
     if json_out:
         typer.echo(json.dumps(report, indent=2))
         return
@@ -98,6 +118,8 @@ def doctor(json_out: bool = typer.Option(False, "--json", help="Print machine-re
         table.add_row(tool, path or "[yellow]not found[/yellow]")
     for build, info in report["android_builds"].items():
         table.add_row(f"APK build: {build}", _describe_build(info))
+    for label, value in _describe_runtime(report["runtime"]):
+        table.add_row(label, value)
     devices = report["devices"]
     table.add_row("devices", ", ".join(devices) if isinstance(devices, list) and devices else str(devices or "none"))
     console.print(table)
@@ -110,6 +132,17 @@ def _describe_build(info: object) -> str:
         note = "" if info.get("runs_models", True) else " (no ExecuTorch native libraries: UI only)"
         return "[green]can build[/green]" + note
     return "[yellow]cannot build[/yellow]: missing " + ", ".join(info.get("missing", []))
+
+
+def _describe_runtime(info: dict) -> list[tuple[str, str]]:
+    same = "[green]agree[/green]" if info["agree"] else "[red]differ: bundles may be refused[/red]"
+    rows = [("app ExecuTorch runtime", f"executorch-android {info['app_executorch']} (android_demo/runtime.json); "
+             f"exporter executorch {info['exporter_executorch'] or 'not installed'}: {same}")]
+    b = info.get("bundle")
+    if b:
+        verdict = f"[red]refused[/red]: {b['refusal']}" if b["refusal"] else "[green]the app loads it[/green]"
+        rows.append(("bundle needs", f"{b['flavour']} flavour: {' + '.join(b['needs'])}; {verdict}"))
+    return rows
 
 
 def register(app: typer.Typer) -> None:

@@ -14,10 +14,11 @@ console = Console()
 
 EXAMPLE = (
     "Build and sign the demo app.\n\n"
-    "With ANDROID_HOME set it runs Gradle (release, signed); otherwise it builds offline with Debian's "
-    "tools: that APK installs and shows its UI but has no ExecuTorch native libraries (pass "
-    "--executorch-aar PATH to put them in). The keystore password comes only from "
-    "BLUELM_KEYSTORE_PASSWORD or a prompt.\n\n"
+    "The flavour follows the bundle's backend (xnnpack, qnn, mediatek) and the ExecuTorch AAR is the "
+    "version in android_demo/runtime.json; a bundle that needs a newer runtime is refused. With "
+    "ANDROID_HOME set it runs Gradle (release, signed); otherwise it builds offline with Debian's tools: "
+    "that APK installs and shows its UI but has no ExecuTorch native libraries, and one line says what "
+    "the flavour still needs. The keystore password comes only from BLUELM_KEYSTORE_PASSWORD or a prompt.\n\n"
     "Example: bluelm-edge package ./bluelm-bundle --out app.apk --embed-bundle"
 )
 
@@ -28,8 +29,8 @@ def package(
     keystore: Annotated[Path | None, typer.Option(help="Release keystore (default: a generated debug key).")] = None,
     key_alias: Annotated[str | None, typer.Option(help="Key alias in --keystore.")] = None,
     embed_bundle: Annotated[bool, typer.Option(help="Put the bundle's files into the APK's assets.")] = False,
-    executorch_aar: Annotated[Path | None, typer.Option(help="ExecuTorch AAR whose classes and "
-                                                        "arm64-v8a libraries go into an offline build.")] = None,
+    executorch_aar: Annotated[Path | None, typer.Option(hidden=True, help="Not supported: the real AAR "
+                                                        "needs the Gradle build.")] = None,
     offline: Annotated[bool, typer.Option(help="Build offline even when an Android SDK is set.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out even if it is not this app's APK.")]
     = False,
@@ -51,7 +52,10 @@ def package(
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
         return
-    console.print(f"[green]wrote[/green] {result.apk} ({result.build} build, signed with {result.signer})")
+    console.print(f"[green]wrote[/green] {result.apk} ({result.build} build, {result.flavour} flavour, "
+                  f"signed with {result.signer})")
+    console.print(f"ExecuTorch runtime: {' + '.join(result.needs)} (android_demo/runtime.json pins "
+                  f"executorch {result.executorch})")
     if result.embedded_files:
         console.print(f"embedded bundle: {len(result.embedded_files)} files in assets/bundle/")
     console.print(result.note, style="yellow" if result.build == "offline" else None)

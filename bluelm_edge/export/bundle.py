@@ -8,7 +8,10 @@ killed export leaves no folder under the target name; `verify_bundle` returns on
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -49,9 +52,29 @@ def build_manifest(
         "model_id": cfg.name, "backend": backend, "soc": soc, "recipe": recipe, "lowered": lowered,
         "program": program, "created_by": f"bluelm-edge {__version__}", "files": files,
         "app": contract.app_section(cfg, vision_batch),
+        "runtime": contract.runtime_section(exporter_version(), backend, qnn_sdk_version() if lowered else None),
     }
     manifest.update(extra or {})
     return manifest
+
+
+def exporter_version() -> str:
+    """The installed executorch wheel's version: the runtime version this export writes for."""
+    try:
+        return importlib.metadata.version("executorch")
+    except importlib.metadata.PackageNotFoundError:
+        raise BundleError("the executorch wheel is not installed; run scripts/install.sh") from None
+
+
+def qnn_sdk_version() -> str | None:
+    """MAJOR.MINOR.PATCH of the QNN SDK at QNN_SDK_ROOT (its sdk.yaml, else its folder name)."""
+    root = os.environ.get("QNN_SDK_ROOT", "")
+    if not root:
+        return None
+    sdk_yaml = Path(root) / "sdk.yaml"
+    text = sdk_yaml.read_text(errors="replace") if sdk_yaml.is_file() else ""
+    m = re.search(r"^version:\s*['\"]?(\d+\.\d+\.\d+)", text, re.M) or re.search(r"(\d+\.\d+\.\d+)", Path(root).name)
+    return m[1] if m else None
 
 
 def write_bundle(
@@ -129,7 +152,17 @@ def _check_keys(manifest: dict[str, Any]) -> list[str]:
         problems.append(f"manifest.json: backend {manifest['backend']!r} is not one of {', '.join(contract.BACKENDS)}")
     app = manifest.get("app", {})
     problems += [f"manifest.json: app.{k} missing" for k in APP_KEYS if not isinstance(app, dict) or k not in app]
+    runtime = manifest.get("runtime")  # absent in bundles from before it was recorded
+    if runtime is not None and not _is_version((runtime or {}).get("min_runtime")):
+        problems.append("manifest.json: runtime.min_runtime is not a version; re-export the bundle")
     return problems
+
+
+def _is_version(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and bool(contract.release(value))
+    except ValueError:
+        return False
 
 
 def _check_files(folder: Path, manifest: dict[str, Any]) -> list[str]:

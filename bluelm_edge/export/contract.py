@@ -2,13 +2,15 @@
 
 Owns the method names (ExecuTorch's multimodal-runner convention plus `forward` for
 `TextLLMRunner`), the metadata constant methods baked into the `.pte`, the bundle file names,
-the manifest schema version and its `app` section, and the results-JSON schema of benchmarks.
+the manifest schema version and its `app` and `runtime` sections (which ExecuTorch runtime a
+bundle needs, and the one comparison the app repeats in Java), and the results-JSON schema.
 The bundle writer, the host runner, the device layer and the Android app all read these names
 from here (Java mirrors them in `android_demo/core`); change them here and bump the versions.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from typing import Any
 
@@ -106,3 +108,47 @@ def bundle_id(model_id: str, backend: str, recipe: str, digest: str) -> str:
     """`<model>-<backend>-<recipe>-<8 hex>`: the folder name the app and `deploy` use."""
     prefix = f"{model_id}-{backend}-" if not recipe.startswith(f"{backend}-") else f"{model_id}-"
     return f"{prefix}{recipe}-{digest[:8]}"
+
+
+# ---- runtime version: the exporter's ExecuTorch wheel vs the runtime the app carries ----------
+# The manifest's `runtime` section: {"executorch": <wheel that wrote the program>, "min_runtime":
+# <oldest runtime that may load it>, "qnn_sdk": <QNN SDK that compiled it, qnn bundles only>}.
+# A program is refused by a runtime older than `min_runtime` (an older runtime cannot parse node
+# types a newer exporter writes, e.g. XNNSin in 1.5.1 vs a 1.0.1 runtime). Java mirror:
+# android_demo/core RuntimeVersion; both are checked on tests/vectors/runtime_version.json.
+VERSION_RE = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?(?:[.+\-a-zA-Z].*)?$")
+
+
+def release(version: str) -> tuple[int, int, int]:
+    """(major, minor, patch) of `1.5.1`, `1.5`, `1.5.1+cpu`, `1.6.0rc1`, `1.6.0.dev20260801`.
+
+    A pre-release or dev build of X counts as X (it may write what X writes)."""
+    m = VERSION_RE.match(version.strip())
+    if m is None:
+        raise ValueError(f"{version!r} is not a version (MAJOR.MINOR[.PATCH])")
+    return int(m[1]), int(m[2]), int(m[3] or 0)
+
+
+def runtime_section(exporter: str, backend: str, qnn_sdk: str | None = None) -> dict[str, Any]:
+    """The manifest's `runtime` object for a program written by executorch `exporter`."""
+    section: dict[str, Any] = {"executorch": exporter, "min_runtime": ".".join(map(str, release(exporter)))}
+    if backend == "qnn":
+        section["qnn_sdk"] = qnn_sdk
+    return section
+
+
+def runtime_refusal(bundle: str, runtime: dict[str, Any] | None, carried: str) -> str | None:
+    """None when a runtime `carried` may load the bundle, else the one line the app shows."""
+    needed = (runtime or {}).get("min_runtime")
+    if not isinstance(needed, str):
+        return (f"bundle {bundle} does not record the ExecuTorch runtime it needs (exported before "
+                "bluelm-edge recorded it); re-export it")
+    try:
+        too_new = release(needed) > release(carried)
+    except ValueError:
+        return f"bundle {bundle} records ExecuTorch runtime '{needed}', which is not a version; re-export it"
+    if not too_new:
+        return None
+    return (f"bundle {bundle} needs ExecuTorch runtime {needed} or newer (exported with executorch "
+            f"{runtime.get('executorch') or needed}); this app carries {carried}: rebuild the app with "
+            f"executorch {needed} in android_demo/runtime.json, or re-export with executorch=={carried}")

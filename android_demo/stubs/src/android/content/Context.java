@@ -5,4 +5,5 @@ public abstract class Context {
     public abstract java.io.File getExternalFilesDir(String type);
     public abstract ContentResolver getContentResolver();
     public abstract android.content.res.AssetManager getAssets();
+    public abstract android.content.pm.ApplicationInfo getApplicationInfo();
 }

@@ -3,6 +3,7 @@ package com.bluelm.edge.demo;
 import android.content.Context;
 import android.content.res.AssetManager;
 import com.bluelm.edge.core.BundleManifest;
+import com.bluelm.edge.core.RuntimeVersion;
 import java.io.File;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -47,8 +48,15 @@ final class BundleStore {
         return out;
     }
 
+    /** The bundle's manifest; refused when it needs a newer ExecuTorch runtime than this build carries. */
     BundleManifest manifest(String bundleId) throws BundleManifest.ManifestException {
-        return BundleManifest.read(dir(bundleId));
+        BundleManifest m = BundleManifest.read(dir(bundleId));
+        String refusal = RuntimeVersion.refusal(m.bundleId, m.runtimeExecutorch, m.minRuntime,
+                BuildConfig.EXECUTORCH_VERSION);
+        if (refusal != null) {
+            throw new BundleManifest.ManifestException(refusal);
+        }
+        return m;
     }
 
     /** Copy an embedded bundle out of the APK (once); returns its id or null if none is embedded. */

@@ -68,6 +68,10 @@ public final class BundleManifest {
     public boolean thumbnail;
     public float[] mean = new float[3];
     public float[] std = new float[3];
+    /** {@code runtime.executorch}: the exporter's ExecuTorch version (null in older bundles). */
+    public String runtimeExecutorch;
+    /** {@code runtime.min_runtime}: the oldest runtime that may load the program (see RuntimeVersion). */
+    public String minRuntime;
 
     /** Parse and validate a manifest from its JSON text. */
     public static BundleManifest parse(String json) throws ManifestException {
@@ -104,6 +108,11 @@ public final class BundleManifest {
         m.program = o.getString("program");
         readFiles(m, o.getJSONArray("files"));
         readApp(m, o.getJSONObject("app"));
+        JSONObject runtime = o.optJSONObject("runtime");
+        if (runtime != null) {
+            m.runtimeExecutorch = runtime.isNull("executorch") ? null : runtime.getString("executorch");
+            m.minRuntime = runtime.isNull("min_runtime") ? null : runtime.getString("min_runtime");
+        }
         m.validate();
         return m;
     }

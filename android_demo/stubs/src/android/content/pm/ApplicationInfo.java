@@ -1,0 +1,6 @@
+package android.content.pm;
+
+public class ApplicationInfo extends PackageItemInfo {
+    public String nativeLibraryDir;
+    public ApplicationInfo() { throw new RuntimeException("Stub!"); }
+}
