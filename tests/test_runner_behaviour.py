@@ -1,0 +1,103 @@
+"""Every expectation in tests/vectors/runner_behaviour.json against ExecuTorch's own runner
+(TextLLMRunner, and MultimodalRunner for the KV position) on the shared exported tiny bundle.
+
+The Java model of LlmModule (android_demo/core RunnerModel) is tested on the same file
+(test_java_core.py), so the model cannot drift from the runner. Upstream error codes are not
+visible from Python (the bindings say "Generation failed"): the codes in the file come from the
+upstream sources; the messages are asserted here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests import runner_scenarios as rs
+from tests.runner_vectors import Greedy, byte_table, utf8_merge
+
+pytestmark = pytest.mark.slow
+VECTORS = Path(__file__).parent / "vectors" / "runner_behaviour.json"
+
+
+def check_vectors(doc: dict, bundle: Path) -> list[str]:
+    """The disagreements between the file and the real runner (empty when all hold)."""
+    from tokenizers import Tokenizer
+
+    bad: list[str] = []
+    tok = Tokenizer.from_file(str(bundle / "tokenizer.json"))
+    table = byte_table(bundle / "tokenizer.json")
+    lm = Greedy(bundle)
+    for text, ids in doc["encode"].items():
+        if tok.encode(text, add_special_tokens=False).ids != ids:
+            bad.append(f"encode {text!r}")
+    bad += [f"vocab {t}" for t, h in doc["vocab"].items() if table[int(t)].hex() != h]
+    bad += [f"lm {ctx[-4:]}" for ctx, nxt in doc["lm"] if lm(ctx) != nxt]
+    text_runner, mm_runner = rs.runner(bundle), rs.runner(bundle, "multimodal")
+    for sc in doc["scenarios"]:
+        bad += [f"{sc['name']}: {m}" for m in _check_scenario(sc, bundle, table, text_runner, mm_runner)]
+    return bad
+
+
+def _check_scenario(sc: dict, bundle: Path, table: dict, text_runner, mm_runner) -> list[str]:
+    bad = []
+    seen = rs.run_scenario(bundle, sc, "text", text_runner)
+    for i, (call, got) in enumerate(zip(sc["calls"], seen, strict=True)):
+        exp = call["expect"]
+        if "error" in exp:
+            if got.get("python_error") != exp["error"]["python"]:
+                bad.append(f"call {i} error {got.get('python_error')}")
+            continue
+        if "tokens" not in exp:
+            continue
+        parts = [table[t] for t in exp["tokens"]]
+        if utf8_merge(parts) != exp["pieces"]:
+            bad.append(f"call {i} JNI pieces")
+        decodable = []
+        for p in parts:  # the runner passes each token's bytes: Python fails at the first lone byte
+            try:
+                decodable.append(p.decode("utf-8"))
+            except UnicodeDecodeError:
+                break
+        if got["pieces"] != decodable or got.get("python_error") != exp.get("python_error"):
+            bad.append(f"call {i} pieces {got['pieces']} {got.get('python_error')}")
+        if "python_error" not in exp and (got["generated_tokens"], got["prompt_tokens"]) != (
+                exp["generated_tokens"], exp["prompt_tokens"]):
+            bad.append(f"call {i} stats {got['generated_tokens']} {got['prompt_tokens']}")
+    final = sc["calls"][-1]["expect"]["pos"]
+    ran = [c["expect"] for c in sc["calls"] if "generated_tokens" in c["expect"]]
+    probed = rs.position_after(bundle, sc, mm_runner)  # Python aborts at a lone byte: no position then
+    if len(sc["kv"]) != final or probed != (final if ran and "python_error" not in ran[-1] else None):
+        bad.append(f"KV position (want {final})")
+    return bad
+
+
+@pytest.fixture(scope="module")
+def bundle(fp32_export) -> Path:
+    return fp32_export[0].out
+
+
+def test_every_vector_expectation_holds_on_the_real_runner(bundle):
+    doc = json.loads(VECTORS.read_text(encoding="utf-8"))
+    names = {s["name"] for s in doc["scenarios"]}
+    assert names == {s["name"] for s in rs.SCENARIOS} and len(names) == 11
+    assert check_vectors(doc, bundle) == []
+
+
+def test_the_kv_scenario_tells_the_two_rules_apart(bundle):
+    """Had the runner kept its last emitted token in the cache, the continuation would differ."""
+    doc = json.loads(VECTORS.read_text(encoding="utf-8"))
+    sc = next(s for s in doc["scenarios"] if s["name"] == "last_token_left_out_of_kv_cache")
+    first, second = (c["expect"] for c in sc["calls"])
+    prompt = doc["encode"]["three sun !"] + first["tokens"]  # all three emitted tokens cached
+    alt = Greedy(bundle)(prompt + doc["encode"][" red"])
+    assert alt != second["tokens"][0]
+
+
+def test_a_broken_expectation_is_caught(bundle):
+    doc = json.loads(VECTORS.read_text(encoding="utf-8"))
+    sc = next(s for s in doc["scenarios"] if s["name"] == "stop_in_first_callback_is_ignored")
+    sc["calls"][0]["expect"]["tokens"] = sc["calls"][0]["expect"]["tokens"][:1]  # as if the stop worked
+    sc["calls"][0]["expect"]["pieces"] = sc["calls"][0]["expect"]["pieces"][:1]
+    assert any(m.startswith("stop_in_first_callback_is_ignored") for m in check_vectors(doc, bundle))
