@@ -19,9 +19,17 @@ public final class RunnerException extends Exception {
         this.code = code;
     }
 
+    /** An error already written as one line (e.g. the error of an answer's stats). */
+    public static RunnerException ofLine(int code, String line) {
+        return new RunnerException(null, code, line);
+    }
+
     /** "generate failed (ExecuTorch error 0x12): message" on one line. */
     public String oneLine() {
         String msg = String.valueOf(getMessage()).replace('\n', ' ').trim();
+        if (call == null) {
+            return msg;
+        }
         String where = code == UNKNOWN ? "" : String.format(" (ExecuTorch error 0x%02x)", Integer.valueOf(code));
         return call + " failed" + where + ": " + msg;
     }

@@ -36,6 +36,8 @@ final class RunnerModel implements LlmRunner {
     final List<Integer> kv = new ArrayList<Integer>();
     final List<Integer> lastTokens = new ArrayList<Integer>();
     int stopCalls;
+    int loadCalls;
+    int resetCalls;
     int generateCalls;
     int decodeSteps;
     boolean closed;
@@ -57,6 +59,7 @@ final class RunnerModel implements LlmRunner {
 
     @Override
     public void load() throws RunnerException {
+        loadCalls++;
         if (loadError != null) {
             throw loadError;
         }
@@ -81,7 +84,9 @@ final class RunnerModel implements LlmRunner {
     }
 
     private int cachePrompt(String call, String text) throws RunnerException {
-        load();
+        if (loadError != null) {
+            throw loadError;
+        }
         if (text.length() == 0) {
             throw new RunnerException(call, INVALID_ARGUMENT, "MultimodalInput vector cannot be empty");
         }
@@ -157,6 +162,7 @@ final class RunnerModel implements LlmRunner {
 
     @Override
     public void resetContext() {
+        resetCalls++;
         kv.clear();
     }
 
