@@ -95,9 +95,18 @@ def test_the_kv_scenario_tells_the_two_rules_apart(bundle):
     assert alt != second["tokens"][0]
 
 
-def test_a_broken_expectation_is_caught(bundle):
-    doc = json.loads(VECTORS.read_text(encoding="utf-8"))
-    sc = next(s for s in doc["scenarios"] if s["name"] == "stop_in_first_callback_is_ignored")
-    sc["calls"][0]["expect"]["tokens"] = sc["calls"][0]["expect"]["tokens"][:1]  # as if the stop worked
-    sc["calls"][0]["expect"]["pieces"] = sc["calls"][0]["expect"]["pieces"][:1]
-    assert any(m.startswith("stop_in_first_callback_is_ignored") for m in check_vectors(doc, bundle))
+@pytest.mark.java
+def test_broken_vector_fails_both(bundle, tmp_path):
+    """One broken expectation (the first-callback stop claimed to work) fails the real runner's
+    check here and the Java model's JUnit test."""
+    import shutil
+
+    from tests.test_java_core import _broken_copy, break_runner_first_stop, compile_core, run_junit
+
+    if shutil.which("javac") is None:
+        pytest.skip("needs a JDK (scripts/install.sh)")
+    case = _broken_copy(tmp_path, "runner_behaviour.json", break_runner_first_stop)
+    doc = json.loads((tmp_path / "runner_behaviour.json").read_text(encoding="utf-8"))
+    assert any(m.startswith(case) for m in check_vectors(doc, bundle))
+    proc = run_junit(compile_core(tmp_path / "classes"), tmp_path, ["RunnerModelTest"])
+    assert proc.returncode != 0 and case in proc.stdout
