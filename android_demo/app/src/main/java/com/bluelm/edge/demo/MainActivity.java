@@ -22,7 +22,8 @@ import java.io.File;
 import java.util.List;
 
 /**
- * The chat screen: messages (thinking shown apart from the answer, collapsible), text input,
+ * The chat screen: a multi-turn conversation (New chat clears it; messages with the thinking
+ * shown apart from the answer, collapsible), text input,
  * image from gallery or camera, thinking on/off, a budget slider (0, steps, unlimited), stop, a
  * stats line, a bundle picker and the backend and SoC of the loaded bundle.
  */
@@ -68,6 +69,15 @@ public class MainActivity extends Activity {
     }
 
     private void wireButtons() {
+        findViewById(R.id.new_chat).setOnClickListener(new View.OnClickListener() {
+            @Override
+            public void onClick(View v) {
+                if (engine != null) {
+                    engine.newChat(); // the next answer starts from an empty history
+                }
+                messages.removeAllViews();
+            }
+        });
         findViewById(R.id.pick_bundle).setOnClickListener(new View.OnClickListener() {
             @Override
             public void onClick(View v) {

@@ -23,8 +23,9 @@ import java.util.List;
  * <li><b>Every call is checked:</b> a failed load/prefill/generate ends the answer with
  * {@code finish = "error"} and the runner's code and message on one line.
  * </ul>
- * Multi-turn: the history is rendered through the chat template and re-prefilled for each answer
- * (the cache holds generated tokens, not the template's view of earlier turns). Blocking: call from
+ * Multi-turn: the history (text; an image goes with its own message only) is rendered through
+ * the chat template and re-prefilled for each answer (the cache holds generated tokens, thinking
+ * included, not the template's view of earlier turns). Blocking: call from
  * a worker thread; {@link #stop()} from any thread.
  */
 public final class ChatEngine {
@@ -91,18 +92,14 @@ public final class ChatEngine {
         boolean think = budget == null || budget.intValue() != 0;
         List<ChatTemplate.Message> msgs = new ArrayList<ChatTemplate.Message>(history);
         msgs.add(new ChatTemplate.Message("user", user, tiles.isEmpty() ? 0 : 1, null));
-        List<Integer> perImage = new ArrayList<Integer>();
-        for (ChatTemplate.Message m : msgs) {
-            if (m.nImages > 0) {
-                perImage.add(Integer.valueOf(tiles.size() * manifest.tokensPerTile));
-            }
-        }
+        List<Integer> perImage = tiles.isEmpty() ? Collections.<Integer>emptyList()
+                : Collections.singletonList(Integer.valueOf(tiles.size() * manifest.tokensPerTile));
         String prompt = new ChatTemplate(manifest.tokens).render(msgs, think, true, perImage)
                 + (think ? tok("think_start") : "");
         Collector answerText = new Collector(listener);
         GenerationStats s = generate(prompt, tiles, budget, answerText);
-        if (s.error == null) {
-            history.add(msgs.get(msgs.size() - 1));
+        if (s.error == null) { // earlier turns keep their text; their images are not fed again
+            history.add(new ChatTemplate.Message("user", user, 0, null));
             history.add(new ChatTemplate.Message("assistant", answerText.answer.toString(), 0, null));
         }
         return s;
