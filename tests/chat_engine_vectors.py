@@ -80,10 +80,15 @@ def build(bundle: Path) -> dict[str, Any]:
     ]
     cases.append(case("eos_as_the_prefill_piece_ends_the_answer", "Hi", 0, [eos, o, sp, eos],
                       shown=[], thinking=0, finish="eos", kv=P0 + [eos], stops=1, steps=1, calls=1))
-    turn2 = enc(second)
-    cases.append(case("second_turn_renders_the_history", "Hi", 0, [o, sp, eos, w, eos],
-                      shown=[["o", 0, 0], [" ", 0, 0]], thinking=0, finish="eos", kv=turn2 + [w],
-                      stops=0, steps=3, calls=1, then={"user": "Again", "shown": [["w", 0, 0]]}))
+    turn = enc(app["tokens"]["eos"] + render_text([Message("user", "Again")], think=False, add_generation_prompt=True)
+               .removeprefix(app["tokens"]["bos"]))
+    cases.append(case("second_turn_continues_the_cache", "Hi", 0, [o, sp, eos, w, eos],
+                      shown=[["o", 0, 0], [" ", 0, 0]], thinking=0, finish="eos", kv=P0 + [o, sp] + turn + [w],
+                      stops=0, steps=3, calls=1, resets=1, then={"user": "Again", "budget": 0, "shown": [["w", 0, 0]]}))
+    second_after_thinking = enc(prompt([("Hi", " ")], "Again", False))
+    cases.append(case("second_turn_after_thinking_renders_the_history", "Hi", None, [h, think_end, sp, eos, w, eos],
+                      shown=[["H", 1, 0], [" ", 0, 0]], thinking=0, finish="eos", kv=second_after_thinking + [w],
+                      stops=0, steps=4, calls=1, resets=2, then={"user": "Again", "budget": 0, "shown": [["w", 0, 0]]}))
     used = sorted({i for c in cases for i in c["script"]} | {i for ids in encode.values() for i in ids})
     return {
         "schema": "ChatEngine end-to-end over the Java runner model (tests/chat_engine_vectors.py): script = the "

@@ -110,3 +110,23 @@ def test_broken_vector_fails_both(bundle, tmp_path):
     assert any(m.startswith(case) for m in check_vectors(doc, bundle))
     proc = run_junit(compile_core(tmp_path / "classes"), tmp_path, ["RunnerModelTest"])
     assert proc.returncode != 0 and case in proc.stdout
+
+
+def test_chat_engine_vectors_are_the_bundles(bundle):
+    """chat_engine.json (the Java engine's end-to-end cases) uses this bundle's real manifest app
+    section, tokenizer bytes and tokenisation, and prompts rendered by the Python chat template."""
+    from tokenizers import Tokenizer
+
+    from bluelm_edge.text.chat import Message, render_text
+
+    doc = json.loads((VECTORS.parent / "chat_engine.json").read_text(encoding="utf-8"))
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert doc["manifest"]["app"] == manifest["app"]
+    tok = Tokenizer.from_file(str(bundle / "tokenizer.json"))
+    table = byte_table(bundle / "tokenizer.json")
+    assert all(tok.encode(t, add_special_tokens=False).ids == ids for t, ids in doc["encode"].items())
+    assert all(table[int(i)].hex() == h for i, h in doc["vocab"].items())
+    assert doc["counter_vocab"] == [table[i].hex() for i in sorted(table)]
+    think = manifest["app"]["tokens"]["think_start"]
+    first = render_text([Message("user", "Hi")], think=True, add_generation_prompt=True) + think
+    assert first in doc["encode"]  # the prompt the Java engine renders for a thinking answer

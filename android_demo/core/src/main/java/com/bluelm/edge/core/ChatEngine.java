@@ -23,9 +23,10 @@ import java.util.List;
  * <li><b>Every call is checked:</b> a failed load/prefill/generate ends the answer with
  * {@code finish = "error"} and the runner's code and message on one line.
  * </ul>
- * Multi-turn: the history (text; an image goes with its own message only) is rendered through
- * the chat template and re-prefilled for each answer (the cache holds generated tokens, thinking
- * included, not the template's view of earlier turns). Blocking: call from
+ * Multi-turn: after a non-thinking answer that ended with EOS (never cached) the cache is kept and
+ * the next non-thinking turn continues it with {@code </s>} + the user turn; otherwise the history
+ * (text; an image goes with its own message only) is rendered through the chat template and
+ * re-prefilled (the cache would hold the thinking, which the template drops for earlier turns). Blocking: call from
  * a worker thread; {@link #stop()} from any thread.
  */
 public final class ChatEngine {
@@ -41,6 +42,10 @@ public final class ChatEngine {
     private final List<ChatTemplate.Message> history = new ArrayList<ChatTemplate.Message>();
     private volatile boolean userStopped;
     private boolean closed;
+    /** The KV cache ends right after the last answer's text (EOS never cached, no thinking in it). */
+    private boolean cacheHoldsHistory;
+    /** An EOS sampled as the prefill token was cached (the runner went on until the stop took). */
+    private boolean eosCached;
 
     public ChatEngine(LlmRunner runner, BundleManifest manifest, TokenCounter counter) {
         this.runner = runner;
@@ -64,6 +69,7 @@ public final class ChatEngine {
     /** Forget the conversation. */
     public void newChat() {
         history.clear();
+        cacheHoldsHistory = false;
     }
 
     public List<ChatTemplate.Message> history() {
@@ -90,14 +96,22 @@ public final class ChatEngine {
      */
     public GenerationStats answer(String user, List<float[]> tiles, Integer budget, Listener listener) {
         boolean think = budget == null || budget.intValue() != 0;
-        List<ChatTemplate.Message> msgs = new ArrayList<ChatTemplate.Message>(history);
-        msgs.add(new ChatTemplate.Message("user", user, tiles.isEmpty() ? 0 : 1, null));
-        List<Integer> perImage = tiles.isEmpty() ? Collections.<Integer>emptyList()
-                : Collections.singletonList(Integer.valueOf(tiles.size() * manifest.tokensPerTile));
-        String prompt = new ChatTemplate(manifest.tokens).render(msgs, think, true, perImage)
-                + (think ? tok("think_start") : "");
+        boolean keep = cacheHoldsHistory && !think && tiles.isEmpty();
+        ChatTemplate template = new ChatTemplate(manifest.tokens);
+        String prompt;
+        if (keep) { // continue the cache: close the last answer, add the user turn
+            String turn = template.render(ChatTemplate.single(user, 0), false, true, Collections.<Integer>emptyList());
+            prompt = tok("eos") + turn.substring(tok("bos").length());
+        } else {
+            List<ChatTemplate.Message> msgs = new ArrayList<ChatTemplate.Message>(history);
+            msgs.add(new ChatTemplate.Message("user", user, tiles.isEmpty() ? 0 : 1, null));
+            List<Integer> perImage = tiles.isEmpty() ? Collections.<Integer>emptyList()
+                    : Collections.singletonList(Integer.valueOf(tiles.size() * manifest.tokensPerTile));
+            prompt = template.render(msgs, think, true, perImage) + (think ? tok("think_start") : "");
+        }
         Collector answerText = new Collector(listener);
-        GenerationStats s = generate(prompt, tiles, budget, answerText);
+        GenerationStats s = run(prompt, tiles, budget, answerText, !keep);
+        cacheHoldsHistory = s.error == null && s.finish.equals("eos") && !think && !eosCached;
         if (s.error == null) { // earlier turns keep their text; their images are not fed again
             history.add(new ChatTemplate.Message("user", user, 0, null));
             history.add(new ChatTemplate.Message("assistant", answerText.answer.toString(), 0, null));
@@ -107,7 +121,14 @@ public final class ChatEngine {
 
     /** Generate for a rendered prompt (ending inside {@code <think>} when thinking is on). */
     public GenerationStats generate(String prompt, List<float[]> tiles, Integer budget, Listener listener) {
+        cacheHoldsHistory = false;
+        return run(prompt, tiles, budget, listener, true);
+    }
+
+    private GenerationStats run(String prompt, List<float[]> tiles, Integer budget, Listener listener,
+            boolean fresh) {
         userStopped = false;
+        eosCached = false;
         boolean think = budget == null || budget.intValue() != 0;
         ThinkingBudget tb = new ThinkingBudget(tok("think_start"), tok("think_end"),
                 Collections.singletonList(tok("eos")), budget,
@@ -116,7 +137,9 @@ public final class ChatEngine {
         Segment seg = new Segment(tb, listener, think);
         GenerationStats total = null;
         try {
-            runner.resetContext();
+            if (fresh) {
+                runner.resetContext();
+            }
             String next = prefillImages(prompt, tiles);
             while (next != null) {
                 seg.begin();
@@ -218,6 +241,7 @@ public final class ChatEngine {
                 decidedAt = callbacks;
             } else {
                 answered = sawEos;
+                eosCached |= sawEos && callbacks == 1;
             }
         }
 

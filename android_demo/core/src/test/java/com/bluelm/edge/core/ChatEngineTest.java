@@ -64,7 +64,7 @@ public class ChatEngineTest {
     public void everyCaseMatches() throws Exception {
         JSONObject v = Vectors.load("chat_engine.json");
         JSONArray cases = v.getJSONArray("cases");
-        assertTrue("no cases", cases.length() >= 11);
+        assertTrue("no cases", cases.length() >= 13);
         for (int i = 0; i < cases.length(); i++) {
             checkCase(v, cases.getJSONObject(i));
         }
@@ -84,7 +84,8 @@ public class ChatEngineTest {
         if (then != null) {
             assertEquals(name + ": first turn shown", rows(exp.getJSONArray("shown")), shown.rows);
             shown = new Shown(engine, 0);
-            s = engine.answer(then.getString("user"), Collections.<float[]>emptyList(), budget, shown);
+            Integer b2 = then.isNull("budget") ? null : Integer.valueOf(then.getInt("budget"));
+            s = engine.answer(then.getString("user"), Collections.<float[]>emptyList(), b2, shown);
             exp.put("shown", then.getJSONArray("shown"));
         }
         assertEquals(name + ": shown", rows(exp.getJSONArray("shown")), shown.rows);
@@ -94,6 +95,7 @@ public class ChatEngineTest {
         assertEquals(name + ": stop() calls", exp.getInt("stops"), model.stopCalls);
         assertEquals(name + ": decode steps", exp.getInt("steps"), model.decodeSteps);
         assertEquals(name + ": runner calls", exp.getInt("calls"), s.runnerCalls);
+        assertEquals(name + ": resetContext() calls", exp.optInt("resets", 1), model.resetCalls);
         String error = exp.optString("error", null);
         assertTrue(name + ": error line " + s.error, error == null ? s.error == null
                 : s.error != null && s.error.startsWith(error) && s.error.indexOf('\n') < 0);
