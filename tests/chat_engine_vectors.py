@@ -47,7 +47,6 @@ def build(bundle: Path) -> dict[str, Any]:
     P, P0 = enc(p_think), enc(p_plain)
     F = enc(forced_budget)
     enc(app["tokens"]["think_end"])
-    second = prompt([("Hi", "o ")], "Again", False)
     cases = [
         case("budget_none_thinks_until_the_model_closes", "Hi", None, [h, ell, think_end, o, sp, eos],
              shown=[["H", 1, 0], ["ell", 1, 0], ["o", 0, 0], [" ", 0, 0]], thinking=2, finish="eos",
