@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 from adbsim.harness import AdbServer, adb_available, cli, make_bundle
@@ -186,3 +187,49 @@ def test_plots_draw_only_panels_with_data(tmp_path):
     written = plot_reports([host, bare], tmp_path / "plots")
     assert sorted(p.name for p in written) == ["decode_tok_s.png", "timeline-0.png"]
     assert _png_height(tmp_path / "plots" / "timeline-0.png") == 300  # one panel: (2.4 + 0.6) in x 100 dpi
+
+
+def java_benchmark(classpath: str, calls: list):
+    """The simulated app running the app's own benchmark code (core Benchmark + ChatEngine, Java) on
+    the JVM over the runner model (android_demo/core tests): the results JSON is the Java's."""
+    import subprocess
+
+    def run(bundle_dir, prompts, runs, budget):
+        prompts_file = bundle_dir.parent / "prompts-java.json"
+        prompts_file.write_text(json.dumps(prompts))
+        proc = subprocess.run(["java", "-cp", classpath, "com.bluelm.edge.core.BenchmarkMain", str(bundle_dir),
+                               str(prompts_file), str(runs), "none" if budget is None else str(budget)],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        out = json.loads(proc.stdout)
+        calls.append(out)
+        return out
+
+    return run
+
+
+@pytest.mark.java
+@pytest.mark.skipif(shutil.which("javac") is None, reason="needs a JDK (scripts/install.sh)")
+def test_profile_reads_the_java_benchmark_that_loads_once(server, tmp_path):
+    from tests.test_java_core import compile_core
+
+    calls: list = []
+    phone = server.phone("sm8650", runner=java_benchmark(compile_core(tmp_path / "classes"), calls))
+    vectors = json.loads((Path(__file__).parent / "vectors" / "chat_engine.json").read_text(encoding="utf-8"))
+    make_bundle(tmp_path / "b", sizes=(200_000, 20_000), app=vectors["manifest"]["app"])  # a real app section
+    bundle = _deploy(server, tmp_path, phone)
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text(json.dumps(["What is 2+2?", "Name a colour."]))
+    res = cli(server, "profile", str(bundle), "--runs", "2", "--prompts", str(prompts), "--thinking-budget", "0",
+              "--interval", "0.1", "--json")
+    assert res.exit_code == 0, res.output
+    [rep] = json.loads(res.stdout)
+    [results] = calls
+    assert (results["schema_version"], results["status"], results["warmup_runs"], results["runs_per_prompt"]) == (
+        2, "ok", 1, 2)
+    assert [(r["prompt_index"], r["run"]) for r in results["runs"]] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert all(r["load_ms"] is None and r["finish"] == "eos" for r in results["runs"])
+    load = results["load_ms"]
+    assert rep["summary"]["load_ms"] == {"median": load, "min": load, "max": load}  # the one load, once
+    assert [r["decode_tokens"] for r in rep["runs"]] == [2, 2, 2, 2]
+    assert rep["summary"]["peak_memory_mb"]["median"] == 2_000_000 / 1024

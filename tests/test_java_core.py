@@ -26,18 +26,23 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "android_demo" / "core" / "src"
 VECTORS = ROOT / "tests" / "vectors"
-TEST_CLASSES = ["ThinkingBudgetTest", "TilingTest", "ChatTemplateTest", "GenerationStatsTest", "BundleManifestTest"]
-N_TESTS = 14  # @Test methods in the five classes
+TEST_CLASSES = ["ThinkingBudgetTest", "TilingTest", "ChatTemplateTest", "GenerationStatsTest", "BundleManifestTest",
+                "RunnerModelTest", "ChatEngineTest", "BenchmarkTest"]
+N_TESTS = 19  # @Test methods in the eight classes
 
 
-@pytest.fixture(scope="module")
-def classpath(tmp_path_factory) -> str:
-    out = tmp_path_factory.mktemp("java-core")
+def compile_core(out: Path) -> str:
+    """javac the core (Java 7) and its JUnit tests; returns the classpath to run them."""
     main, test = out / "main", out / "test"
     libs = [str(ORG_JSON_JAR), *map(str, JUNIT_JARS)]
     _javac(["--release", "7", "-Xlint:-options", "-cp", str(ORG_JSON_JAR), "-d", str(main)], CORE / "main")
     _javac(["-cp", ":".join([str(main), *libs]), "-d", str(test)], CORE / "test")
     return ":".join([str(main), str(test), *libs])
+
+
+@pytest.fixture(scope="module")
+def classpath(tmp_path_factory) -> str:
+    return compile_core(tmp_path_factory.mktemp("java-core"))
 
 
 def _javac(args: list[str], src: Path) -> None:
@@ -46,18 +51,54 @@ def _javac(args: list[str], src: Path) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def run_junit(classpath: str, vectors: Path) -> subprocess.CompletedProcess:
-    classes = [f"com.bluelm.edge.core.{c}" for c in TEST_CLASSES]
+def run_junit(classpath: str, vectors: Path, classes: list[str] | None = None) -> subprocess.CompletedProcess:
+    classes = [f"com.bluelm.edge.core.{c}" for c in classes or TEST_CLASSES]
     return subprocess.run(["java", f"-Dbluelm.vectors={vectors}", "-Dbluelm.vectors.strict=true", "-cp", classpath,
                            "org.junit.runner.JUnitCore", *classes], capture_output=True, text=True, timeout=120)
 
 
 def test_core_passes_on_shared_vectors(classpath):
-    for name in ("thinking_budget.json", "chat_template.json", "tiling.json"):
+    for name in ("thinking_budget.json", "chat_template.json", "tiling.json", "runner_behaviour.json",
+                 "chat_engine.json"):
         assert (VECTORS / name).is_file(), f"{name} missing: strict mode would fail"
     proc = run_junit(classpath, VECTORS)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert re.search(rf"OK \({N_TESTS} tests\)", proc.stdout), proc.stdout[-500:]
+
+
+def _broken_copy(tmp_path: Path, name: str, breaker) -> str:
+    for f in VECTORS.glob("*.json"):
+        shutil.copy(f, tmp_path / f.name)
+    doc = json.loads((tmp_path / name).read_text(encoding="utf-8"))
+    case = breaker(doc)
+    (tmp_path / name).write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    return case
+
+
+def break_runner_first_stop(doc: dict) -> str:
+    """The vectors claim the first-callback stop works (1 piece instead of 8)."""
+    sc = next(s for s in doc["scenarios"] if s["name"] == "stop_in_first_callback_is_ignored")
+    exp = sc["calls"][0]["expect"]
+    exp["tokens"], exp["pieces"] = exp["tokens"][:1], exp["pieces"][:1]
+    return sc["name"]
+
+
+def test_broken_runner_vector_fails_the_java_model(classpath, tmp_path):
+    """The Python half (the real runner disagrees) is test_runner_behaviour.py::test_broken_vector_fails_both."""
+    case = _broken_copy(tmp_path, "runner_behaviour.json", break_runner_first_stop)
+    proc = run_junit(classpath, tmp_path, ["RunnerModelTest"])
+    assert proc.returncode != 0 and case in proc.stdout, proc.stdout[-1500:]
+
+
+def test_broken_engine_vector_fails_the_engine_test(classpath, tmp_path):
+    def breaker(doc: dict) -> str:
+        c = next(c for c in doc["cases"] if c["name"] == "user_stop_in_the_first_piece_is_repeated")
+        c["expect"]["stops"] = 1  # as if one stop() were enough
+        return c["name"]
+
+    case = _broken_copy(tmp_path, "chat_engine.json", breaker)
+    proc = run_junit(classpath, tmp_path, ["ChatEngineTest"])
+    assert proc.returncode != 0 and case in proc.stdout, proc.stdout[-1500:]
 
 
 def test_core_is_java7_bytecode(classpath):

@@ -94,13 +94,15 @@ def spread(values: list[float | None]) -> dict[str, float | None]:
     return {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
 
 
-def run_metrics(run: dict[str, Any], window: tuple[float, float], samples: list[Sample]) -> dict[str, Any]:
+def run_metrics(run: dict[str, Any], window: tuple[float, float], samples: list[Sample],
+                load_ms: float | None = None) -> dict[str, Any]:
+    """One run's numbers; `load_ms` is the results' one load (schema 2 loads once, rows have null)."""
     energy = energy_between(samples, *window)
     t0, t1 = _temp_at(samples, window[0]), _temp_at(samples, window[1])
     tokens = run.get("decode_tokens") or 0
     return {
         "run": run["run"], "prompt_index": run.get("prompt_index", 0),
-        "load_ms": run.get("load_ms"), "ttft_ms": run.get("ttft_ms"),
+        "load_ms": run["load_ms"] if run.get("load_ms") is not None else load_ms, "ttft_ms": run.get("ttft_ms"),
         "prefill_tokens": run.get("prefill_tokens"), "prefill_tok_s": run.get("prefill_tok_s"),
         "decode_tokens": tokens, "decode_tok_s": run.get("decode_tok_s"),
         "thinking_tokens": run.get("thinking_tokens"),
@@ -115,7 +117,7 @@ def build_report(device: dict[str, Any], results: dict[str, Any], samples: list[
     """Everything `profile` reports for one (phone, bundle), JSON-ready."""
     runs = results["runs"]
     windows = run_windows(runs, t_end)
-    per_run = [run_metrics(r, w, samples) for r, w in zip(runs, windows, strict=True)]
+    per_run = [run_metrics(r, w, samples, results.get("load_ms")) for r, w in zip(runs, windows, strict=True)]
     energy = energy_between(samples, t_start, t_end)
     tokens = sum(r.get("decode_tokens") or 0 for r in runs)
     temps = [s.temp_decic / 10 for s in samples if s.temp_decic is not None]

@@ -11,4 +11,5 @@ public class LlmModule {
     public native void resetContext();
     public native void stop();
     public native int load();
+    public void resetNative() { throw new RuntimeException("Stub!"); }
 }

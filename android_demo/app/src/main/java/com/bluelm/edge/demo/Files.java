@@ -59,4 +59,19 @@ final class Files {
     static void copyAtomically(InputStream in, File target) throws IOException {
         writeAtomically(target, readStream(in));
     }
+
+    /** Peak resident memory of this process in kB (VmHWM), or -1 if unknown. */
+    static long peakMemoryKb() {
+        try {
+            String status = new String(read(new File("/proc/self/status")), "UTF-8");
+            for (String line : status.split("\n")) {
+                if (line.startsWith("VmHWM:")) {
+                    return Long.parseLong(line.replaceAll("[^0-9]", ""));
+                }
+            }
+        } catch (IOException e) {
+            return -1;
+        }
+        return -1;
+    }
 }

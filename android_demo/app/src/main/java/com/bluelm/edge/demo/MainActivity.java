@@ -15,12 +15,15 @@ import android.widget.ScrollView;
 import android.widget.SeekBar;
 import android.widget.TextView;
 import com.bluelm.edge.core.BundleManifest;
+import com.bluelm.edge.core.ChatEngine;
 import com.bluelm.edge.core.GenerationStats;
+import com.bluelm.edge.core.RunnerException;
 import java.io.File;
 import java.util.List;
 
 /**
- * The chat screen: messages (thinking shown apart from the answer, collapsible), text input,
+ * The chat screen: a multi-turn conversation (New chat clears it; messages with the thinking
+ * shown apart from the answer, collapsible), text input,
  * image from gallery or camera, thinking on/off, a budget slider (0, steps, unlimited), stop, a
  * stats line, a bundle picker and the backend and SoC of the loaded bundle.
  */
@@ -66,6 +69,15 @@ public class MainActivity extends Activity {
     }
 
     private void wireButtons() {
+        findViewById(R.id.new_chat).setOnClickListener(new View.OnClickListener() {
+            @Override
+            public void onClick(View v) {
+                if (engine != null) {
+                    engine.newChat(); // the next answer starts from an empty history
+                }
+                messages.removeAllViews();
+            }
+        });
         findViewById(R.id.pick_bundle).setOnClickListener(new View.OnClickListener() {
             @Override
             public void onClick(View v) {
@@ -183,12 +195,37 @@ public class MainActivity extends Activity {
         }).start();
     }
 
-    private void loadEngine(File dir) {
+    @Override
+    protected void onDestroy() {
+        ChatEngine e = engine;
+        engine = null;
+        if (e != null) {
+            e.stop();
+            e.close();
+        }
+        super.onDestroy();
+    }
+
+    /** Free the old module first (two 3B modules do not fit), then load the new one. */
+    private synchronized void loadEngine(File dir) {
+        if (engine != null) {
+            engine.stop();
+            engine.close();
+            engine = null;
+        }
+        ChatEngine e = null;
         try {
-            ChatEngine e = new ChatEngine(dir, manifest);
+            e = ModuleRunner.engine(dir, manifest);
             final long ms = e.load();
             engine = e;
             post("Loaded in " + ms + " ms");
+        } catch (RunnerException err) {
+            if (e != null) {
+                e.close();
+            }
+            post(err.oneLine());
+        } catch (java.io.IOException err) {
+            post("Cannot read the bundle: " + err.getMessage());
         } catch (Throwable t) { // an offline build has no native libraries: UnsatisfiedLinkError
             post("Cannot load the model: " + t);
         }
@@ -259,7 +296,7 @@ public class MainActivity extends Activity {
                     });
                 }
             });
-            post(s.summary());
+            post(s.summary()); // the runner's error on one line when the answer failed
         } catch (Throwable t) {
             post("Generation failed: " + t);
         }

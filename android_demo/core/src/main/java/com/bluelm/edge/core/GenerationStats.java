@@ -19,6 +19,14 @@ public final class GenerationStats {
     public long promptEvalEndMs;
     public long firstTokenMs;
     public int thinkingTokens;
+    /** How the answer ended: eos, user, context_full or error (see ChatEngine). */
+    public String finish = "eos";
+    /** The failed runner call on one line (RunnerException.oneLine), or null. */
+    public String error;
+    /** The ExecuTorch error code of {@link #error}, or RunnerException.UNKNOWN. */
+    public int errorCode = RunnerException.UNKNOWN;
+    /** Runner calls that made up the answer (one more per forced continuation). */
+    public int runnerCalls;
 
     /** Parse the runner's stats JSON (timestamps in ms, {@code SCALING_FACTOR_UNITS_PER_SECOND} 1000). */
     public static GenerationStats fromRunnerJson(String json) throws JSONException {
@@ -54,6 +62,7 @@ public final class GenerationStats {
         m.firstTokenMs = firstTokenMs;
         m.inferenceEndMs = next.inferenceEndMs;
         m.thinkingTokens = thinkingTokens + next.thinkingTokens;
+        m.runnerCalls = runnerCalls + next.runnerCalls;
         return m;
     }
 
@@ -83,8 +92,11 @@ public final class GenerationStats {
         return ms <= 0 ? 0.0 : tokens * 1000.0 / ms;
     }
 
-    /** The stats line shown under an answer. */
+    /** The stats line shown under an answer (the error line when it failed). */
     public String summary() {
+        if (error != null) {
+            return error;
+        }
         return String.format(java.util.Locale.US,
                 "TTFT %.0f ms | prefill %.1f tok/s | decode %.1f tok/s | thinking %d tokens",
                 ttftMs(), prefillTokPerS(), decodeTokPerS(), thinkingTokens);

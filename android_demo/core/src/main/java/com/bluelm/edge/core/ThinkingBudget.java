@@ -106,8 +106,16 @@ public final class ThinkingBudget {
         return Collections.unmodifiableSet(out);
     }
 
-    /** The pieces emitted for one sampled piece, in order. */
+    /** The pieces emitted for one sampled piece (one token), in order. */
     public List<Emitted> step(String piece) {
+        return step(piece, 1);
+    }
+
+    /**
+     * The pieces emitted for one streamed piece that holds {@code tokens} tokens (the runner can
+     * merge several into one piece): inside thinking it counts {@code tokens} against the budget.
+     */
+    public List<Emitted> step(String piece, int tokens) {
         List<Emitted> out = new ArrayList<Emitted>();
         if (banned().contains(piece)) {
             return out;
@@ -120,17 +128,17 @@ public final class ThinkingBudget {
             }
             // Thinking mode always opens with <think>: force it, then the piece is a thinking piece.
             out.add(new Emitted(thinkStart, true));
-            out.addAll(thinkingStep(piece));
+            out.addAll(thinkingStep(piece, tokens));
             return out;
         }
         if (state == THINKING) {
-            return thinkingStep(piece);
+            return thinkingStep(piece, tokens);
         }
         out.add(new Emitted(piece, false));
         return out;
     }
 
-    private List<Emitted> thinkingStep(String piece) {
+    private List<Emitted> thinkingStep(String piece, int tokens) {
         List<Emitted> out = new ArrayList<Emitted>();
         boolean closing = piece.equals(thinkEnd) || eos.contains(piece);
         if (closing && thinkingTokens < minThinking) {
@@ -147,7 +155,7 @@ public final class ThinkingBudget {
             out.add(new Emitted(thinkEnd, true));
             return out;
         }
-        thinkingTokens++;
+        thinkingTokens += Math.max(1, tokens);
         out.add(new Emitted(piece, false));
         if (budget != null && thinkingTokens >= budget.intValue()) {
             state = ANSWER;

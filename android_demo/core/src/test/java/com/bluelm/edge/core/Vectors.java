@@ -34,6 +34,14 @@ final class Vectors {
         return new JSONObject(new String(BundleManifest.readAll(f), "UTF-8"));
     }
 
+    static List<Integer> ints(JSONArray arr) throws JSONException {
+        List<Integer> out = new ArrayList<Integer>();
+        for (int i = 0; i < arr.length(); i++) {
+            out.add(Integer.valueOf(arr.getInt(i)));
+        }
+        return out;
+    }
+
     static List<String> strings(JSONArray arr) throws JSONException {
         List<String> out = new ArrayList<String>();
         for (int i = 0; i < arr.length(); i++) {

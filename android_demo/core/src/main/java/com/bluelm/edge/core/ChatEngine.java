@@ -1,0 +1,300 @@
+package com.bluelm.edge.core;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+
+/**
+ * A chat over ExecuTorch's {@code LlmModule} (through {@link LlmRunner}) with the thinking budget
+ * controlled against the runner as it behaves (tests/vectors/runner_behaviour.json):
+ *
+ * <ul>
+ * <li><b>No stop() in the decision callback.</b> When the controller forces text at piece k, the
+ * engine keeps piece k and calls {@code stop()} from piece k+1 on, in every callback until the
+ * runner returns, dropping those pieces. The runner leaves only its last emitted token out of the
+ * KV cache, so the cache then ends exactly at piece k: nothing generated is fed back as text, and
+ * the first-callback stop that the runner ignores is never the one that matters.
+ * <li><b>Forced text after the last kept token.</b> The forced pieces (budget message +
+ * {@code </think>}, "Wait") are the prompt of the next {@code generate}, tokenised on their own.
+ * Thinking is opened in the prompt ({@code <think>} after the assistant prefix), so the controller
+ * never forces {@code <think>} in front of an already sampled piece.
+ * <li><b>The budget counts tokens:</b> each piece is counted with {@link TokenCounter} (the
+ * tokenizer's vocabulary), since the API gives text pieces, not ids, and merges multi-byte tokens.
+ * <li><b>Every call is checked:</b> a failed load/prefill/generate ends the answer with
+ * {@code finish = "error"} and the runner's code and message on one line.
+ * </ul>
+ * Multi-turn: after a non-thinking answer that ended with EOS (never cached) the cache is kept and
+ * the next non-thinking turn continues it with {@code </s>} + the user turn; otherwise the history
+ * (text; an image goes with its own message only) is rendered through the chat template and
+ * re-prefilled (the cache would hold the thinking, which the template drops for earlier turns). Blocking: call from
+ * a worker thread; {@link #stop()} from any thread.
+ */
+public final class ChatEngine {
+
+    /** Receives the answer as it streams. */
+    public interface Listener {
+        void onPiece(String text, boolean thinking, boolean forced);
+    }
+
+    private final LlmRunner runner;
+    private final BundleManifest manifest;
+    private final TokenCounter counter;
+    private final List<ChatTemplate.Message> history = new ArrayList<ChatTemplate.Message>();
+    private volatile boolean userStopped;
+    private boolean closed;
+    /** The KV cache ends right after the last answer's text (EOS never cached, no thinking in it). */
+    private boolean cacheHoldsHistory;
+    /** An EOS sampled as the prefill token was cached (the runner went on until the stop took). */
+    private boolean eosCached;
+
+    public ChatEngine(LlmRunner runner, BundleManifest manifest, TokenCounter counter) {
+        this.runner = runner;
+        this.manifest = manifest;
+        this.counter = counter;
+    }
+
+    /** Load the program; returns the load time in ms. */
+    public long load() throws RunnerException {
+        long t0 = System.nanoTime();
+        runner.load();
+        return (System.nanoTime() - t0) / 1000000L;
+    }
+
+    /** Stop the answer in progress (repeated in every later callback: the runner may ignore one). */
+    public void stop() {
+        userStopped = true;
+        runner.stop();
+    }
+
+    /** Forget the conversation. */
+    public void newChat() {
+        history.clear();
+        cacheHoldsHistory = false;
+    }
+
+    public List<ChatTemplate.Message> history() {
+        return Collections.unmodifiableList(history);
+    }
+
+    /** Free the native module (on a bundle switch or when done); the engine is unusable after. */
+    public void close() {
+        if (!closed) {
+            closed = true;
+            runner.close();
+        }
+    }
+
+    private String tok(String name) {
+        return manifest.tokens.get(name);
+    }
+
+    /**
+     * Answer one user turn after the history.
+     *
+     * @param tiles normalised CHW tiles of this message's images (empty for none)
+     * @param budget null unlimited, 0 non-thinking, N &gt; 0 at most N thinking tokens
+     */
+    public GenerationStats answer(String user, List<float[]> tiles, Integer budget, Listener listener) {
+        boolean think = budget == null || budget.intValue() != 0;
+        boolean keep = cacheHoldsHistory && !think && tiles.isEmpty();
+        ChatTemplate template = new ChatTemplate(manifest.tokens);
+        String prompt;
+        if (keep) { // continue the cache: close the last answer, add the user turn
+            String turn = template.render(ChatTemplate.single(user, 0), false, true, Collections.<Integer>emptyList());
+            prompt = tok("eos") + turn.substring(tok("bos").length());
+        } else {
+            List<ChatTemplate.Message> msgs = new ArrayList<ChatTemplate.Message>(history);
+            msgs.add(new ChatTemplate.Message("user", user, tiles.isEmpty() ? 0 : 1, null));
+            List<Integer> perImage = tiles.isEmpty() ? Collections.<Integer>emptyList()
+                    : Collections.singletonList(Integer.valueOf(tiles.size() * manifest.tokensPerTile));
+            prompt = template.render(msgs, think, true, perImage) + (think ? tok("think_start") : "");
+        }
+        Collector answerText = new Collector(listener);
+        GenerationStats s = run(prompt, tiles, budget, answerText, !keep);
+        cacheHoldsHistory = s.error == null && s.finish.equals("eos") && !think && !eosCached;
+        if (s.error == null) { // earlier turns keep their text; their images are not fed again
+            history.add(new ChatTemplate.Message("user", user, 0, null));
+            history.add(new ChatTemplate.Message("assistant", answerText.answer.toString(), 0, null));
+        }
+        return s;
+    }
+
+    /** Generate for a rendered prompt (ending inside {@code <think>} when thinking is on). */
+    public GenerationStats generate(String prompt, List<float[]> tiles, Integer budget, Listener listener) {
+        cacheHoldsHistory = false;
+        return run(prompt, tiles, budget, listener, true);
+    }
+
+    private GenerationStats run(String prompt, List<float[]> tiles, Integer budget, Listener listener,
+            boolean fresh) {
+        userStopped = false;
+        eosCached = false;
+        boolean think = budget == null || budget.intValue() != 0;
+        ThinkingBudget tb = new ThinkingBudget(tok("think_start"), tok("think_end"),
+                Collections.singletonList(tok("eos")), budget,
+                Collections.singletonList(manifest.budgetMessage), 0,
+                Collections.singletonList(manifest.waitMessage), think);
+        Segment seg = new Segment(tb, listener, think);
+        GenerationStats total = null;
+        try {
+            if (fresh) {
+                runner.resetContext();
+            }
+            String next = prefillImages(prompt, tiles);
+            while (next != null) {
+                seg.begin();
+                runner.generate(next, manifest.maxContext, seg);
+                GenerationStats part = seg.finish();
+                total = total == null ? part : total.mergeContinuation(part);
+                next = seg.continuation(total);
+            }
+        } catch (RunnerException e) {
+            total = total == null ? new GenerationStats() : total;
+            total.finish = "error";
+            total.error = e.oneLine();
+            total.errorCode = e.code;
+        }
+        total.thinkingTokens = tb.thinkingTokens();
+        return total;
+    }
+
+    /** Prefill the text before the image placeholders and the tiles; return the text after them. */
+    private String prefillImages(String prompt, List<float[]> tiles) throws RunnerException {
+        if (tiles.isEmpty()) {
+            return prompt;
+        }
+        String image = tok("image");
+        int first = prompt.indexOf(image);
+        int last = prompt.lastIndexOf(image) + image.length();
+        runner.prefillPrompt(prompt.substring(0, first));
+        for (float[] tile : tiles) {
+            runner.prefillImage(tile, manifest.tileSize, manifest.tileSize, 3);
+        }
+        return prompt.substring(last);
+    }
+
+    /** Keeps the answer's text (outside thinking) for the history. */
+    private static final class Collector implements Listener {
+        final Listener inner;
+        final StringBuilder answer = new StringBuilder();
+
+        Collector(Listener inner) {
+            this.inner = inner;
+        }
+
+        @Override
+        public void onPiece(String text, boolean thinking, boolean forced) {
+            if (!thinking && !forced) {
+                answer.append(text);
+            }
+            inner.onPiece(text, thinking, forced);
+        }
+    }
+
+    /** The callback of the runner calls of one answer. */
+    private final class Segment implements LlmRunner.Callback {
+        final ThinkingBudget tb;
+        final Listener listener;
+        boolean inThinking;
+        int callbacks;
+        boolean sawEos;
+        boolean answered;
+        String forced;
+        int decidedAt;
+        int errorCode;
+        String errorMessage;
+        GenerationStats stats;
+
+        Segment(ThinkingBudget tb, Listener listener, boolean promptOpened) {
+            this.tb = tb;
+            this.listener = listener;
+            this.inThinking = promptOpened;
+        }
+
+        void begin() {
+            callbacks = 0;
+            sawEos = false;
+            answered = false;
+            forced = null;
+            errorCode = 0;
+            errorMessage = null;
+            stats = null;
+        }
+
+        @Override
+        public void onResult(String piece) {
+            callbacks++;
+            if (forced != null || userStopped || answered) {
+                runner.stop(); // repeated: the runner ignores a stop in the prefill token's callback
+                return;
+            }
+            sawEos |= tb.isEos(piece); // the runner ends on it, except as the prefill token: then stop
+            StringBuilder force = new StringBuilder();
+            for (ThinkingBudget.Emitted e : tb.step(piece, counter.count(piece))) {
+                if (e.forced) {
+                    force.append(e.piece);
+                }
+                deliver(e);
+            }
+            if (force.length() > 0) {
+                forced = force.toString(); // stop from the next piece on: this one stays cached
+                decidedAt = callbacks;
+            } else {
+                answered = sawEos;
+                eosCached |= sawEos && callbacks == 1;
+            }
+        }
+
+        private void deliver(ThinkingBudget.Emitted e) {
+            if (e.piece.equals(tok("think_start"))) {
+                inThinking = true;
+            } else if (e.piece.equals(tok("think_end"))) {
+                inThinking = false;
+            } else if (!tb.isEos(e.piece)) {
+                listener.onPiece(e.piece, inThinking, e.forced);
+            }
+        }
+
+        @Override
+        public void onStats(String json) {
+            try {
+                stats = GenerationStats.fromRunnerJson(json);
+            } catch (org.json.JSONException e) {
+                stats = null;
+            }
+        }
+
+        @Override
+        public void onError(int code, String message) {
+            errorCode = code;
+            errorMessage = message;
+        }
+
+        /** This call's stats; a call that failed silently (1.0.x API) or reported an error throws. */
+        GenerationStats finish() throws RunnerException {
+            if (errorMessage != null) {
+                throw new RunnerException("generate", errorCode, errorMessage);
+            }
+            if (callbacks == 0 && stats == null) {
+                throw new RunnerException("generate", RunnerException.UNKNOWN,
+                        "the runner returned no tokens and no stats (the program may not run on this runtime)");
+            }
+            GenerationStats s = stats == null ? new GenerationStats() : stats;
+            s.runnerCalls = 1;
+            return s;
+        }
+
+        /** The next call's prompt (the forced text), or null when the answer is over. */
+        String continuation(GenerationStats total) {
+            if (userStopped) {
+                total.finish = "user";
+                return null;
+            }
+            if (forced != null && (callbacks > decidedAt || sawEos)) {
+                return forced; // the cache ends at the last kept piece (EOS is never cached)
+            }
+            total.finish = sawEos ? "eos" : "context_full";
+            return null;
+        }
+    }
+}
