@@ -48,6 +48,8 @@ def train(
         "--no-think-share", help="Share of answer-only (non-thinking) examples.", min=0.0, max=1.0)] = 0.25,
     cut: Annotated[float, typer.Option(
         "--cut-share", help="Share of thinking examples cut by the budget message.", min=0.0, max=1.0)] = 0.15,
+    short_cut: Annotated[float, typer.Option(
+        "--short-cut-share", help="Share of the cuts within a trace's first 12 words.", min=0.0, max=0.9)] = 0.45,
     vocab_size: Annotated[int, typer.Option(help="Tokenizer vocabulary (from scratch only).", min=267)] = 384,
     seed: Annotated[int, typer.Option(help="Seed of init and data.")] = 0,
     bf16: Annotated[bool, typer.Option("--bf16/--fp32", help="bf16 autocast (about 2x faster on CPU).")] = True,
@@ -86,7 +88,7 @@ def train(
     cfg = trainer.TrainConfig(
         steps=steps, batch_size=batch_size, lr=lr, warmup=min(warmup, steps), vision_lr_mult=vision_lr_mult,
         seed=seed, bf16=bf16, tasks=task_list, image_share=image_share, task_weights=weights, vocab_size=vocab_size,
-        no_think=no_think, cut=cut,
+        no_think=no_think, cut=cut, short_cut=short_cut,
         eval_every=eval_every, save_every=save_every,
     )
     run = trainer.setup(cfg, out, preset_name=preset, init=init, chats=chats)

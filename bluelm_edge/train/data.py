@@ -33,6 +33,7 @@ class Mix:
 
     no_think: float = 0.25  # answer only, non-thinking template
     cut: float = 0.15  # thinking cut at a random word, closed by the budget message
+    short: float = 0.45  # share of the cuts that fall within the first SHORT_CUT words
 
 
 @dataclass
@@ -54,8 +55,10 @@ class Batch:
 
 
 # ---- one example -> messages ------------------------------------------------------------------
-def example_messages(ex: Example, form: str, rng: random.Random | None = None) -> list[Message]:
-    """Chat messages for an example; form is "think", "no_think" or "cut" (needs rng)."""
+def example_messages(ex: Example, form: str, rng: random.Random | None = None,
+                     short: float = 0.45) -> list[Message]:
+    """Chat messages for an example; form is "think", "no_think" or "cut" (needs rng; `short` is
+    the share of cuts within the first SHORT_CUT words)."""
     images = [ex.image()] if ex.image_spec is not None else []
     user = Message("user", ex.question, images=images)
     if form == "no_think":
@@ -63,19 +66,20 @@ def example_messages(ex: Example, form: str, rng: random.Random | None = None) -
     thinking, cut = ex.trace, False
     if form == "cut":
         words = ex.trace.split(" ")
-        thinking, cut = " ".join(words[: _cut_point(len(words), rng)]), True
+        thinking, cut = " ".join(words[: _cut_point(len(words), rng, short)]), True
     return [user, Message("assistant", ex.answer, thinking=thinking, thinking_truncated=cut)]
 
 
-def _cut_point(n_words: int, rng: random.Random) -> int:
-    """Words kept before the budget cut. 45%: within the first SHORT_CUT words, so small budgets
-    (8-16 tokens: a few trace steps) are trained as often as large ones and a short trace does not
-    answer worse than none; 45%: anywhere; 10%: the whole trace, which the controller also closes
-    when a trace is exactly as long as the budget (the answer must not change then)."""
+def _cut_point(n_words: int, rng: random.Random, short: float = 0.45) -> int:
+    """Words kept before the budget cut. 10%: the whole trace, which the controller also closes
+    when a trace is exactly as long as the budget (the answer must not change then); `short`
+    (default 45%): within the first SHORT_CUT words, so small budgets (a few trace steps, or none)
+    are trained often enough that a short trace does not answer worse than no trace; the rest:
+    anywhere."""
     r = rng.random()
     if r < 0.1:
         return n_words
-    return rng.randrange(min(n_words, SHORT_CUT) if r < 0.55 else n_words)
+    return rng.randrange(min(n_words, SHORT_CUT) if r < 0.1 + short else n_words)
 
 
 def draw_form(rng: random.Random, mix: Mix) -> str:
@@ -101,7 +105,7 @@ def step_messages(
     for _ in range(batch_size):
         ex = train_example(rng, tasks, weights)
         form = draw_form(rng, mix)
-        out.append((example_messages(ex, form, rng), form != "no_think"))
+        out.append((example_messages(ex, form, rng, mix.short), form != "no_think"))
     return out
 
 

@@ -51,6 +51,7 @@ class TrainConfig:
     task_weights: dict[str, float] = field(default_factory=dict)  # overrides of the registry's Task.weight
     no_think: float = 0.25
     cut: float = 0.15
+    short_cut: float = 0.45  # share of the cuts within the first data.SHORT_CUT words
     vocab_size: int = 384
     eval_every: int = 250
     eval_size: int = 16  # held-out examples per task and form for the periodic evaluation
@@ -184,7 +185,7 @@ def local_samples(run: Run, step: int) -> list[data.Sample]:
     else:
         tasks = get_tasks(cfg.tasks)
         weights = _task_weights(tasks, cfg.image_share, cfg.task_weights)
-        mix = data.Mix(no_think=cfg.no_think, cut=cfg.cut)
+        mix = data.Mix(no_think=cfg.no_think, cut=cfg.cut, short=cfg.short_cut)
         pairs = data.step_messages(cfg.seed, step, cfg.batch_size, tasks, weights, mix)
     per = cfg.batch_size // run.world
     mine = pairs[run.rank * per : (run.rank + 1) * per]
