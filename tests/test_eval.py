@@ -134,10 +134,10 @@ def shipped_curve() -> dict:
 # Examples right (of 12) of the shipped checkpoint on held-out examples 0..11, greedy, as recorded
 # when it was trained (benchmarks/train_tiny.md); +-1 allowed for float differences between CPUs.
 SHIPPED_RIGHT_OF_12 = {
-    "add": {"0": 0, "32": 4, "none": 12}, "arith": {"0": 0, "32": 10, "none": 10},
-    "sort": {"0": 12, "32": 12, "none": 12}, "count": {"0": 5, "32": 10, "none": 12},
-    "shapes": {"0": 10, "32": 6, "none": 12}, "img_add": {"0": 0, "32": 9, "none": 12},
-    "img_compare": {"0": 11, "32": 12, "none": 12}, "grid": {"0": 5, "32": 6, "none": 12},
+    "add": {"0": 0, "32": 3, "none": 12}, "arith": {"0": 2, "32": 10, "none": 10},
+    "sort": {"0": 12, "32": 12, "none": 12}, "count": {"0": 6, "32": 8, "none": 12},
+    "shapes": {"0": 8, "32": 10, "none": 12}, "img_add": {"0": 0, "32": 9, "none": 12},
+    "img_compare": {"0": 12, "32": 11, "none": 11}, "grid": {"0": 3, "32": 8, "none": 12},
 }
 
 

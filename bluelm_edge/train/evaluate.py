@@ -203,7 +203,7 @@ def plot(rows: Sequence[Row], path: Path, title: str = "accuracy against thinkin
     ax.set_ylim(-0.03, 1.03)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=3, loc="lower right")
+    ax.legend(fontsize=7, ncol=3, loc="upper left", bbox_to_anchor=(0.0, 0.9))
     ax2.set_ylabel("thinking tokens used")
     ax2.set_xticks([pos[b] for b in budgets], [budget_label(b) for b in budgets])
     ax2.set_xlabel("thinking budget (tokens; 0 = non-thinking mode; bands: 95% Wilson intervals)")
