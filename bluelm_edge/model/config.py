@@ -80,9 +80,14 @@ class AdapterConfig:
 
     merge: int = 2  # tokens are merged in merge x merge blocks (odd grids are zero-padded)
     hidden_dim: int | None = None  # None: the decoder width
+    kind: str = "mlp"  # "mlp": Linear-GELU-Linear (BlueLM); "linear": one bias-free Linear (Idefics3)
 
     def validate(self) -> None:
         _require(self.merge >= 1, "adapter.merge must be >= 1")
+        _require(self.kind in ADAPTER_KINDS, f"adapter.kind {self.kind!r} must be one of: {', '.join(ADAPTER_KINDS)}")
+
+
+ADAPTER_KINDS = ("mlp", "linear")
 
 
 @dataclass

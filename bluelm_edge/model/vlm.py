@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from bluelm_edge.errors import DataError
-from bluelm_edge.model.adapter import Adapter
 from bluelm_edge.model.config import BlueLMConfig
+from bluelm_edge.model.connector import build_adapter
 from bluelm_edge.model.decoder import Decoder
 from bluelm_edge.model.vision import VisionTower
 
@@ -31,7 +31,7 @@ class BlueLM(nn.Module):
         self.cfg = cfg
         d = cfg.decoder
         self.vision = VisionTower(cfg.vision)
-        self.adapter = Adapter(cfg.vision.width, cfg.adapter.merge, cfg.adapter.hidden_dim or d.dim, d.dim)
+        self.adapter = build_adapter(cfg)
         self.decoder = Decoder(d)
         self.apply(_init_weights)
         self.decoder.tie_weights()

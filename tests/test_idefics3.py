@@ -1,0 +1,134 @@
+"""Idefics3 / SmolVLM as our BlueLM: parity with transformers' Idefics3ForConditionalGeneration.
+
+Tiny random transformers models (fp32) saved with `save_pretrained`, loaded by
+`model.idefics3.load_idefics3`; image features (connector output) and logits to 1e-4 on a prompt
+whose image tokens sit where the processor puts them (`<fake_token_around_image>`,
+`<row_r_col_c>`, `<global-img>`), and greedy tokens equal to transformers' `generate`.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bluelm_edge.errors import ConfigError
+from bluelm_edge.generate import prompt_embeddings
+from bluelm_edge.model.checkpoint import build_model, count_parameters
+from bluelm_edge.model.connector import PixelShuffleConnector
+from bluelm_edge.model.idefics3 import config_from_hf, load_idefics3, position_ids
+
+transformers = pytest.importorskip("transformers")
+
+VOCAB, IMAGE, FAKE, GLOBAL, ROW_COL0 = 300, 299, 298, 297, 261  # <row_1_col_1> .. <row_6_col_6>: 261..296
+
+
+def hf_config(*, image_size=64, patch_size=8, scale=2, tied=False, kv_heads=2):
+    return transformers.Idefics3Config(
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                           image_size=image_size, patch_size=patch_size),
+        text_config=dict(model_type="llama", vocab_size=VOCAB, hidden_size=48, intermediate_size=96,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=kv_heads,
+                         max_position_embeddings=512, rms_norm_eps=1e-5, rope_theta=5e4,
+                         bos_token_id=1, eos_token_id=2, tie_word_embeddings=tied),
+        scale_factor=scale, image_token_id=IMAGE, tie_word_embeddings=tied,
+    )
+
+
+def saved(tmp_path, seed=0, **kw):
+    torch.manual_seed(seed)
+    hf = transformers.Idefics3ForConditionalGeneration(hf_config(**kw)).eval()
+    with torch.no_grad():  # random norms too, so a swapped or dropped norm weight shows
+        for name, p in hf.named_parameters():
+            if "norm" in name:
+                p.add_(torch.randn_like(p) * 0.2)
+    hf.save_pretrained(tmp_path / "hf")
+    ours, cfg = load_idefics3(tmp_path / "hf", max_seq_len=512)
+    return hf, ours, cfg
+
+
+def image_ids(rows: int, cols: int, seq: int) -> list[int]:
+    """The processor's token layout for one image split rows x cols (+ global); "\n" is id 10."""
+    ids: list[int] = []
+    for r in range(rows):
+        for c in range(cols):
+            ids += [FAKE, ROW_COL0 + r * 6 + c] + [IMAGE] * seq
+        ids.append(10)
+    if rows:
+        ids.append(10)
+    return ids + [FAKE, GLOBAL] + [IMAGE] * seq + [FAKE]
+
+
+def test_pixel_shuffle_equals_transformers():
+    x = torch.randn(3, 36, 5)  # 6 x 6 grid
+    conn = transformers.models.idefics3.modeling_idefics3.Idefics3Connector
+    for scale in (2, 3):
+        ours = PixelShuffleConnector(5, scale, 7)
+        assert torch.equal(ours.merge_tokens(x), conn.pixel_shuffle(None, x, scale))
+
+
+def test_connector_output_and_logits_match(tmp_path):
+    hf, ours, cfg = saved(tmp_path)
+    assert cfg.adapter.kind == "linear" and cfg.image_tokens_per_tile == 16
+    torch.manual_seed(1)
+    pixels = torch.randn(5, 3, 64, 64)  # 2 x 2 tiles + the global image, as the processor orders them
+    with torch.no_grad():
+        theirs = hf.model.get_image_features(pixels[None]).pooler_output[0]  # [T * 16, D]
+        mine = ours.vision_encoder(pixels)[0]
+    assert mine.shape == theirs.shape == (80, 48)
+    assert (mine - theirs).abs().max() < 1e-4
+    ids = [1, 40, 41, 42] + image_ids(2, 2, 16) + [43, 44, 45]
+    ids_t = torch.tensor([ids])
+    with torch.no_grad():
+        ref = hf(input_ids=ids_t, pixel_values=pixels[None]).logits[0]  # [L, V]
+        embeds = prompt_embeddings(ours, ids, [pixels], cfg.tokens.image)
+        got = ours.decoder(embeds, torch.arange(len(ids)))[0]
+    assert (got - ref).abs().max() < 1e-4
+    assert torch.equal(got.argmax(-1), ref.argmax(-1))
+
+
+def test_greedy_tokens_match_generate(tmp_path):
+    hf, ours, cfg = saved(tmp_path, seed=3, tied=True, kv_heads=1)
+    assert cfg.decoder.tie_embeddings and ours.decoder.head.weight is ours.decoder.embed.weight
+    torch.manual_seed(4)
+    pixels = torch.randn(1, 3, 64, 64)  # one global image (no split)
+    ids = [1, 50, 51] + image_ids(0, 0, 16) + [52]
+    with torch.no_grad():
+        ref = hf.generate(input_ids=torch.tensor([ids]), pixel_values=pixels[None], max_new_tokens=12,
+                          do_sample=False, eos_token_id=None, pad_token_id=0)[0, len(ids):].tolist()
+        embeds = prompt_embeddings(ours, ids, [pixels], cfg.tokens.image)
+        ours.reset_cache()
+        logits = ours.text_decoder(embeds[:, :10], torch.arange(10))  # chunked prefill
+        logits = ours.text_decoder(embeds[:, 10:], torch.arange(10, len(ids)))
+        got = []
+        for pos in range(len(ids), len(ids) + 12):  # cached decode, one token at a time
+            got.append(int(logits.argmax(-1)))
+            logits = ours.text_decoder(ours.token_embedding(torch.tensor([[got[-1]]])), torch.tensor([pos]))
+    assert got == ref
+
+
+def test_tile_not_a_multiple_of_the_patch(tmp_path):
+    """SmolVLM-2.2B's case (384-px tiles, 14-px patches): the tower sees grid * patch pixels."""
+    hf, ours, cfg = saved(tmp_path, seed=5, image_size=40, patch_size=6, scale=3)
+    assert cfg.vision.image_size == 36 and cfg.image_tokens_per_tile == 4
+    pixels = torch.randn(2, 3, 40, 40)
+    with torch.no_grad():
+        theirs = hf.model.get_image_features(pixels[None]).pooler_output[0]
+        mine = ours.vision_encoder(pixels[:, :, :36, :36])[0]
+    assert (mine - theirs).abs().max() < 1e-4
+
+
+def test_position_ids_are_identity_for_real_grids():
+    for grid in (8, 16, 24, 26, 27, 32, 64):
+        assert torch.equal(position_ids(grid), torch.arange(grid * grid))
+
+
+def test_parameter_count_equals_transformers():
+    hf = transformers.Idefics3ForConditionalGeneration(hf_config())
+    counts = count_parameters(build_model(config_from_hf(hf.config.to_dict()), "meta"))
+    assert counts["total"] == sum(p.numel() for p in hf.parameters())
+
+
+def test_bad_scale_factor_is_one_line():
+    d = hf_config(image_size=64, patch_size=8, scale=3).to_dict()
+    with pytest.raises(ConfigError, match="scale_factor 3 must divide the patch grid 8"):
+        config_from_hf(d)
