@@ -132,3 +132,41 @@ def test_bad_scale_factor_is_one_line():
     d = hf_config(image_size=64, patch_size=8, scale=3).to_dict()
     with pytest.raises(ConfigError, match="scale_factor 3 must divide the patch grid 8"):
         config_from_hf(d)
+
+
+def test_saved_folder_end_to_end(tmp_path):
+    """A folder made by save_pretrained (model + processor + tokenizer): the processor's input_ids and
+    pixel_values in transformers against our loader, preprocessing and prompt expansion."""
+    from idefics3_folder import make_folder
+    from idefics3_vectors import vector_image
+    from tokenizers import Tokenizer
+
+    from bluelm_edge.imaging_idefics3 import Idefics3ImageRules, expand_prompt, image_seq_len, preprocess
+
+    hf, processor = make_folder(tmp_path)
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe the picture."}]}]
+    text = processor.apply_chat_template(messages, add_generation_prompt=True)
+    image = vector_image(90, 130)
+    inputs = processor(text=text, images=[image], return_tensors="pt")
+    ours, cfg = load_idefics3(tmp_path, max_seq_len=512)
+    img = preprocess(image, Idefics3ImageRules.load(tmp_path))
+    tokenizer = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    ids = tokenizer.encode(expand_prompt(text, [img], image_seq_len(tmp_path))).ids
+    assert ids == inputs["input_ids"][0].tolist() and cfg.image_tokens_per_tile == image_seq_len(tmp_path)
+    with torch.no_grad():
+        ref = hf(**inputs).logits[0]
+        got = ours.decoder(prompt_embeddings(ours, ids, [img.pixels], cfg.tokens.image), torch.arange(len(ids)))[0]
+        greedy = hf.generate(**inputs, max_new_tokens=8, do_sample=False, eos_token_id=None)[0, len(ids):].tolist()
+    assert ref.abs().max() > 1.0 and (got - ref).abs().max() < 1e-4
+    assert cfg.tokens.im_start == processor.fake_image_token_id and cfg.tokens.eos == processor.tokenizer.eos_token_id
+    assert _greedy(ours, prompt_embeddings(ours, ids, [img.pixels], cfg.tokens.image), 8) == greedy
+
+
+def _greedy(model, embeds, n):
+    model.reset_cache()
+    length = embeds.shape[1]
+    logits, out = model.text_decoder(embeds, torch.arange(length)), []
+    for pos in range(length, length + n):
+        out.append(int(logits.argmax(-1)))
+        logits = model.text_decoder(model.token_embedding(torch.tensor([[out[-1]]])), torch.tensor([pos]))
+    return out
