@@ -21,8 +21,8 @@ TEMPLATE = (
 )
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<fake_token_around_image>", "<global-img>",
             *[f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)], "<image>"]
-CORPUS = ["User: What is in this image? Assistant: A red square on a blue field.",
-          "Describe the picture. There are three shapes: a circle, a square and a line."] * 20
+CORPUS = ["User: What is in this image?\nAssistant: A red square on a blue field.",
+          "User:Describe the picture.\nAssistant: There are three shapes: a circle, a square and a line."] * 20
 SEQ, TILE, LONGEST = 16, 64, 128  # image tokens per tile (64-px tiles, 8-px patches, scale 2); up to 2 x 2 tiles
 
 
@@ -33,8 +33,9 @@ def tokenizer():
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIALS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    # the corpus's characters only (ASCII): every token is whole UTF-8, so ExecuTorch's runner can
+    # stream any token random weights pick (a lone byte >= 0x80 cannot cross its Python callback)
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIALS)
     tok.train_from_iterator(CORPUS, trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<end_of_utterance>",
                                    pad_token="<|endoftext|>", unk_token="<|endoftext|>",
