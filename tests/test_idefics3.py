@@ -170,3 +170,62 @@ def _greedy(model, embeds, n):
         out.append(int(logits.argmax(-1)))
         logits = model.text_decoder(model.token_embedding(torch.tensor([[out[-1]]])), torch.tensor([pos]))
     return out
+
+
+# The published configs' shapes (HuggingFaceTB/SmolVLM-256M-Instruct and SmolVLM-Instruct, 2.2B).
+SMOLVLM_256M = {
+    "architectures": ["Idefics3ForConditionalGeneration"], "model_type": "idefics3", "image_token_id": 49190,
+    "scale_factor": 4, "tie_word_embeddings": False,
+    "text_config": {"model_type": "llama", "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
+                    "num_attention_heads": 9, "num_key_value_heads": 3, "vocab_size": 49280, "rope_theta": 100000.0,
+                    "max_position_embeddings": 8192, "rms_norm_eps": 1e-5, "head_dim": 64},
+    "vision_config": {"model_type": "idefics3_vision", "hidden_size": 768, "intermediate_size": 3072,
+                      "num_hidden_layers": 12, "num_attention_heads": 12, "image_size": 512, "patch_size": 16},
+}
+SMOLVLM_2B = {
+    "architectures": ["Idefics3ForConditionalGeneration"], "model_type": "idefics3", "image_token_id": 49153,
+    "scale_factor": 3, "tie_word_embeddings": False,
+    "text_config": {"model_type": "llama", "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 24,
+                    "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 49155,
+                    "rope_theta": 273768.0, "max_position_embeddings": 16384, "rms_norm_eps": 1e-5},
+    "vision_config": {"model_type": "idefics3_vision", "hidden_size": 1152, "intermediate_size": 4304,
+                      "num_hidden_layers": 27, "num_attention_heads": 16, "image_size": 384, "patch_size": 14},
+}
+
+
+@pytest.mark.parametrize(("raw", "published", "tokens", "tower"), [(SMOLVLM_256M, 256e6, 64, 512),
+                                                                   (SMOLVLM_2B, 2.25e9, 81, 378)])
+def test_full_size_parameter_counts(raw, published, tokens, tower):
+    cfg = config_from_hf(raw)
+    total = count_parameters(build_model(cfg, "meta"))["total"]
+    with torch.device("meta"):
+        hf = transformers.Idefics3ForConditionalGeneration(
+            transformers.Idefics3Config(**{k: v for k, v in raw.items() if k != "architectures"}))
+    assert total == sum(p.numel() for p in hf.parameters())
+    assert abs(total - published) < 0.01 * published
+    assert (cfg.image_tokens_per_tile, cfg.vision.image_size) == (tokens, tower)
+
+
+def test_folder_checks(tmp_path):
+    """missing() names what an incomplete folder lacks; check_weights() reads headers only and
+    names the first mismatched tensor in one line."""
+    import json
+
+    from idefics3_folder import make_folder
+
+    from bluelm_edge.errors import CheckpointError
+    from bluelm_edge.model.idefics3 import check_weights, missing, read_config
+
+    assert missing(tmp_path) == ["config.json", "model.safetensors (or model.safetensors.index.json + shards)",
+                                 "tokenizer.json", "tokenizer_config.json",
+                                 "preprocessor_config.json (or processor_config.json)"]
+    make_folder(tmp_path / "full")
+    assert missing(tmp_path / "full") == []
+    cfg = read_config(tmp_path / "full")
+    assert check_weights(tmp_path / "full", cfg) == [tmp_path / "full" / "model.safetensors"]
+    raw = json.loads((tmp_path / "full" / "config.json").read_text())
+    raw["text_config"]["intermediate_size"] = 80
+    (tmp_path / "full" / "config.json").write_text(json.dumps(raw))
+    with pytest.raises(CheckpointError, match=r"decoder\.layers\.0\.mlp\.gate\.weight: checkpoint has \[96, 48\], "
+                                              r"config expects \[80, 48\]"):
+        check_weights(tmp_path / "full", read_config(tmp_path / "full"))

@@ -10,6 +10,9 @@ runtime contract (`vision_encoder` / `token_embedding` / `text_decoder`) and exp
   `model.vision_model.*`, `model.connector.modality_projection.proj.weight`,
   `model.text_model.*`, `lm_head.weight`).
 - `load_idefics3(path)`: the folder's safetensors through the one loader (`checkpoint.load_into`).
+- the family adapter a registry entry calls: `is_idefics3(raw)` (matches), `missing(folder)`,
+  `read_config(folder)`, `check_weights(folder, cfg)`, `load_model(folder, cfg)`; images go
+  through `imaging_idefics3` (`Idefics3ImageRules.load(folder)`, `preprocess`, `expand_prompt`).
 
 Tiles whose side is not a multiple of the patch (SmolVLM-2.2B: 384-px tiles, 14-px patches)
 give the tower `image_size = grid * patch` (378): transformers' "valid" patch convolution
@@ -26,10 +29,14 @@ import torch
 from bluelm_edge.errors import ConfigError
 from bluelm_edge.model.checkpoint import (
     CONFIG,
+    INDEX,
     LLAMA_KEYS,
     SIGLIP_KEYS,
     TOKENIZER,
+    WEIGHTS,
+    KeyMap,
     build_model,
+    check_header,
     decoder_config_from_hf,
     load_into,
     read_header,
@@ -44,6 +51,8 @@ FAKE_IMAGE = "<fake_token_around_image>"
 IMAGE = "<image>"
 GLOBAL_IMAGE = "<global-img>"
 END_OF_UTTERANCE = "<end_of_utterance>"
+TOKENIZER_CONFIG = "tokenizer_config.json"
+PREPROCESSOR, PROCESSOR = "preprocessor_config.json", "processor_config.json"
 
 
 def is_idefics3(hf: dict) -> bool:
@@ -120,25 +129,62 @@ def position_ids(grid: int) -> torch.Tensor:
     return (rows[:, None] * grid + rows[None, :]).reshape(-1)
 
 
+# ---- the family adapter (what a registry entry calls) ---------------------------------------------
+def missing(folder: Path) -> list[str]:
+    """The files a complete Idefics3 folder needs that `folder` lacks (empty: complete)."""
+    folder = Path(folder)
+    gone = [n for n in (CONFIG, TOKENIZER, TOKENIZER_CONFIG) if not (folder / n).is_file()]
+    if not (folder / WEIGHTS).is_file() and not (folder / INDEX).is_file():
+        gone.insert(1, f"{WEIGHTS} (or {INDEX} + shards)")
+    if not (folder / PREPROCESSOR).is_file() and not (folder / PROCESSOR).is_file():
+        gone.append(f"{PREPROCESSOR} (or {PROCESSOR})")
+    return gone
+
+
+def read_config(folder: Path, max_seq_len: int | None = None) -> BlueLMConfig:
+    """The folder's `BlueLMConfig` (image and fake-image token ids from its tokenizer.json); the
+    tie flag comes from the weights' header when the weights are there (a tied model has no lm_head)."""
+    folder = Path(folder)
+    tied = None
+    if (folder / WEIGHTS).is_file() or (folder / INDEX).is_file():
+        tied = "lm_head.weight" not in read_header(weight_files(folder)) or None
+    cfg = config_from_hf(_read_config(folder), max_seq_len, tied=tied)
+    cfg.tokens = _tokens_from_tokenizer(folder / TOKENIZER, cfg.tokens)
+    return cfg
+
+
+def key_map(cfg: BlueLMConfig) -> KeyMap:
+    """IDEFICS3_KEYS, with a tied model's stray lm_head ignored."""
+    if cfg.decoder.tie_embeddings:
+        return lambda k: None if k.startswith("lm_head.") else IDEFICS3_KEYS(k)
+    return IDEFICS3_KEYS
+
+
+def check_weights(folder: Path, cfg: BlueLMConfig) -> list[Path]:
+    """Names, shapes and dtypes of the folder's safetensors against `cfg` (headers only)."""
+    files = weight_files(Path(folder))
+    check_header(build_model(cfg, "meta"), files, key_map(cfg))
+    return files
+
+
 def load_idefics3(
     path: Path, *, max_seq_len: int | None = None, dtype: torch.dtype = torch.float32, device: str = "cpu"
 ) -> tuple[BlueLM, BlueLMConfig]:
     """Load a transformers Idefics3 / SmolVLM folder into our `BlueLM` in eval mode: (model, config)."""
-    path = Path(path)
-    files = weight_files(path)
-    tied = "lm_head.weight" not in read_header(files)
-    cfg = config_from_hf(_read_config(path), max_seq_len, tied=tied or None)
-    cfg.tokens = _tokens_from_tokenizer(path / TOKENIZER, cfg.tokens)
+    cfg = read_config(path, max_seq_len)
+    return load_model(path, cfg, dtype=dtype, device=device), cfg
+
+
+def load_model(path: Path, cfg: BlueLMConfig, *, dtype: torch.dtype = torch.float32, device: str = "cpu") -> BlueLM:
+    """The weights of the folder `cfg` was read from, through the one loader."""
     model = build_model(cfg, "meta")
-    key_map = (lambda k: None if k.startswith("lm_head.") else IDEFICS3_KEYS(k)) if cfg.decoder.tie_embeddings \
-        else IDEFICS3_KEYS
-    load_into(model, files, key_map, dtype=dtype, device=device)
+    load_into(model, weight_files(Path(path)), key_map(cfg), dtype=dtype, device=device)
     ids = position_ids(cfg.vision.grid)
     if not torch.equal(ids, torch.arange(ids.numel())):  # transformers' bucketing skips or repeats a slot
         model.vision.pos_embed.data = model.vision.pos_embed.data[ids].clone()
     model.decoder.tie_weights()
     model.decoder.init_buffers(dtype, device)
-    return model.eval(), cfg
+    return model.eval()
 
 
 def _read_config(path: Path) -> dict:
