@@ -49,7 +49,7 @@ def count_parameters(model: BlueLM) -> dict[str, int]:
     Works on meta-device models.
     """
     dec = model.decoder
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    count = lambda m: sum(p.numel() for p in m.parameters()) if m is not None else 0  # noqa: E731
     head = 0 if dec.head.weight is dec.embed.weight else count(dec.head)
     embedding = dec.embed.weight.numel()
     parts = {
