@@ -76,20 +76,27 @@ def metadata(cfg: BlueLMConfig, prefill_chunk: int, vision_batch: int) -> dict[s
     }
 
 
-def app_section(cfg: BlueLMConfig, vision_batch: int) -> dict[str, Any]:
-    """The manifest's `app` object: what the Android app needs without opening the `.pte`."""
+def app_section(cfg: BlueLMConfig, vision_batch: int, chat: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest's `app` object: what the Android app needs without opening the `.pte`.
+
+    `chat` is the model family's chat format as data (`ChatFormat.manifest()`: family, its Jinja
+    `chat_template` or None for BlueLM's, template tokens, `thinking` tags and messages, token
+    strings); without it, BlueLM's. The app reads tokens, template and budget message from here."""
     ids = asdict(cfg.tokens)
+    thinking = (chat or {}).get("thinking") or {}
     return {
         "max_context": cfg.decoder.max_seq_len,
         "vocab_size": cfg.decoder.vocab_size,
         "eos_ids": cfg.tokens.eos_ids,
-        "tokens": {key: SPECIAL_TOKENS[index] for key, index in TOKEN_KEYS.items()},
+        "tokens": (chat or {}).get("tokens") or {key: SPECIAL_TOKENS[index] for key, index in TOKEN_KEYS.items()},
         "token_ids": {key: ids[key] for key in TOKEN_KEYS},
         "thinking": {
             "default_budget": cfg.default_thinking_budget,
-            "budget_message": BUDGET_MESSAGE,
-            "wait_message": WAIT_MESSAGE,
+            "budget_message": thinking.get("budget_message", BUDGET_MESSAGE),
+            "budget_suffix": thinking.get("budget_suffix", ""),
+            "wait_message": thinking.get("wait_message", WAIT_MESSAGE),
         },
+        "chat": chat or {"family": "bluelm", "chat_template": None},
         "image": {
             "tile_size": cfg.vision.image_size if cfg.vision else 0,
             "max_tiles": cfg.max_tiles,

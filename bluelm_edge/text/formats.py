@@ -91,8 +91,10 @@ class TemplateFormat:
         return self.tokenizer.encode(self.render_text(messages, think=think))
 
     def manifest(self) -> dict[str, Any]:
+        ids = {k: v for k, v in asdict(self.tokens).items() if k not in ("pad", "more_eos")}
+        tokens = {k: self.tokenizer.id_to_token(v) if v != NO_TOKEN else None for k, v in ids.items()}
         return {"family": self.name, "chat_template": self.template, "template_tokens": self.special,
-                "thinking": asdict(self.thinking) if self.thinking else None}
+                "thinking": asdict(self.thinking) if self.thinking else None, "tokens": tokens}
 
 
 def raise_no_images(name: str) -> None:
