@@ -141,6 +141,8 @@ def check_config_file(d: Any, path: Path, error: Err) -> None:
         raise error(f"{path}: missing key {missing[0]!r}; a config.json must give {', '.join(CONFIG_REQUIRED)}")
     for section, keys in (("vision", VISION_REQUIRED), ("decoder", DECODER_REQUIRED)):
         part = d[section]
+        if part is None and section == "vision":  # a text-only model (no vision tower)
+            continue
         if not isinstance(part, dict):
             raise error(f"{path}: {section} must be a JSON object, got {_kind(part)}")
         gone = [k for k in keys if k not in part]

@@ -125,9 +125,11 @@ def resolve(opts: ExportOptions) -> ExportOptions:
     return opts
 
 
-def load_source(opts: ExportOptions) -> tuple[Any, Any, Any, Path | None]:
-    """(model, config, tokenizer, tokenizer path) from the checkpoint or the seeded preset."""
-    from bluelm_edge.text.tokenizer import Tokenizer, default_tokenizer
+def load_source(opts: ExportOptions) -> tuple[Any, Any, Any, Any]:
+    """(model, config, tokenizer, chat format) from the checkpoint (any registered family) or the
+    seeded preset; the chat format's manifest form goes into the bundle."""
+    from bluelm_edge.text.formats import BlueLMFormat
+    from bluelm_edge.text.tokenizer import default_tokenizer
 
     if opts.preset is not None:
         from bluelm_edge.model.checkpoint import build_model
@@ -139,14 +141,13 @@ def load_source(opts: ExportOptions) -> tuple[Any, Any, Any, Path | None]:
         torch.manual_seed(opts.seed)
         model = build_model(config.validate(), "cpu").eval()
         model.decoder.init_buffers(torch.float32, None)
-        return model, config, tokenizer, None
-    from bluelm_edge.model.checkpoint import load_checkpoint
+        return model, config, tokenizer, BlueLMFormat(tokenizer)
+    from bluelm_edge.families import open_folder
 
     if not (Path(opts.model) / contract.CONFIG_JSON).is_file():
         raise UsageError(f"{opts.model}: not a checkpoint folder (no config.json); pass --model DIR or --preset tiny")
-    model, config = load_checkpoint(Path(opts.model))
-    tok_path = Path(opts.model) / contract.TOKENIZER_JSON
-    return model, config, Tokenizer.from_file(tok_path), tok_path
+    source = open_folder(Path(opts.model))
+    return source.load_model(), source.config, source.tokenizer, source.chat
 
 
 def cache_key(opts: ExportOptions, config: Any) -> str:
@@ -194,7 +195,8 @@ def run_export(opts: ExportOptions, show: bool = True) -> ExportResult:
     st = Stages(show)
     with st.progress:
         with st.stage("load checkpoint"):
-            model, config, tokenizer, _ = load_source(opts)
+            model, config, tokenizer, chat = load_source(opts)
+            opts.text_only = opts.text_only or config.vision is None
             if opts.max_context:
                 methods.set_max_context(model, opts.max_context)
         key = cache_key(opts, config)
@@ -206,7 +208,7 @@ def run_export(opts: ExportOptions, show: bool = True) -> ExportResult:
             build_artifacts(opts, model, config, tokenizer, st, cdir)
         done = json.loads((cdir / "done.json").read_text())
         with st.stage("write bundle"):
-            manifest = write_from_cache(opts, config, tokenizer, cdir)
+            manifest = write_from_cache(opts, config, tokenizer, cdir, chat)
         result = ExportResult(Path(opts.out), manifest, cached, done.get("quality", {}))
         result.missing = done.get("missing")
         if manifest["lowered"] and opts.backend == "xnnpack" and opts.benchmark:
@@ -358,7 +360,9 @@ def _agreement(got: list[torch.Tensor], ref: list[torch.Tensor]) -> dict[str, An
 
 
 # ---- bundle ------------------------------------------------------------------------------------
-def write_from_cache(opts: ExportOptions, config: Any, tokenizer: Any, cdir: Path) -> dict[str, Any]:
+def write_from_cache(opts: ExportOptions, config: Any, tokenizer: Any, cdir: Path, chat: Any = None) -> dict[str, Any]:
+    """The bundle from the cached artifact; `chat` (the family's ChatFormat, default BlueLM's) goes
+    into the manifest."""
     lowered = (cdir / contract.MODEL_PTE).is_file()
 
     def fill(tmp: Path) -> None:
@@ -368,7 +372,7 @@ def write_from_cache(opts: ExportOptions, config: Any, tokenizer: Any, cdir: Pat
         write_text_files(tmp, config, tokenizer)
 
     args = {"cfg": config, "backend": opts.backend, "soc": opts.soc if opts.backend != "xnnpack" else None,
-            "recipe": opts.recipe, "lowered": lowered, "vision_batch": opts.vision_batch}
+            "recipe": opts.recipe, "lowered": lowered, "vision_batch": opts.vision_batch, "chat": chat.manifest() if chat else None}
     return bundle.write_bundle(Path(opts.out), fill, args)
 
 
@@ -388,8 +392,7 @@ def host_decode_speed(bundle_dir: Path, prompt: str = "What is 17+25?") -> dict[
 # ---- `bluelm-edge lower BUNDLE` ---------------------------------------------------------------------
 def lower_bundle(bundle_dir: Path, soc: str | None = None, show: bool = True) -> dict[str, Any]:
     """Finish a lowering-ready bundle where the vendor SDK exists; the bundle is rewritten atomically."""
-    from bluelm_edge.model.config import BlueLMConfig
-    from bluelm_edge.text.tokenizer import Tokenizer
+    from bluelm_edge.export.host import bundle_text
 
     bundle_dir = Path(bundle_dir)
     manifest = bundle.read_manifest(bundle_dir)
@@ -403,15 +406,15 @@ def lower_bundle(bundle_dir: Path, soc: str | None = None, show: bool = True) ->
     with st.progress, st.stage(f"lower ({manifest['backend']})"):
         progs, info = archive.load_programs(bundle_dir / contract.PROGRAM_PT2)
         pte = vendor.lower(progs, info["constants"], soc or manifest["soc"])
-    config = BlueLMConfig.load(bundle_dir / contract.CONFIG_JSON)
-    tokenizer = Tokenizer.from_file(bundle_dir / contract.TOKENIZER_JSON)
+    config, tokenizer, chat = bundle_text(bundle_dir, manifest)
 
     def fill(tmp: Path) -> None:
         (tmp / contract.MODEL_PTE).write_bytes(pte)
         write_text_files(tmp, config, tokenizer)
 
     args = {"cfg": config, "backend": manifest["backend"], "soc": soc or manifest["soc"],
-            "recipe": manifest["recipe"], "lowered": True, "vision_batch": manifest["app"]["image"]["vision_batch"]}
+            "recipe": manifest["recipe"], "lowered": True, "vision_batch": manifest["app"]["image"]["vision_batch"],
+            "chat": chat.manifest()}
     return bundle.write_bundle(bundle_dir, fill, args)
 
 
