@@ -372,7 +372,8 @@ def write_from_cache(opts: ExportOptions, config: Any, tokenizer: Any, cdir: Pat
         write_text_files(tmp, config, tokenizer)
 
     args = {"cfg": config, "backend": opts.backend, "soc": opts.soc if opts.backend != "xnnpack" else None,
-            "recipe": opts.recipe, "lowered": lowered, "vision_batch": opts.vision_batch, "chat": chat.manifest() if chat else None}
+            "recipe": opts.recipe, "lowered": lowered, "vision_batch": opts.vision_batch,
+            "chat": chat.manifest() if chat else None}
     return bundle.write_bundle(Path(opts.out), fill, args)
 
 
