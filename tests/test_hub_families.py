@@ -190,3 +190,68 @@ def test_incomplete_folder_is_one_line_naming_what_is_missing(folders, tmp_path,
         assert out.exit_code != 0 and isinstance(out.exception, ConfigError), out.output
         message = str(out.exception)
         assert "\n" not in message and f"missing {gone}" in message and "incomplete qwen3 folder" in message
+
+
+# ---- export (XNNPACK) and ExecuTorch's own runner ---------------------------------------------------
+@pytest.fixture(scope="session")
+def hub_bundles(folders, tmp_path_factory) -> dict[str, Path]:
+    from bluelm_edge.export.pipeline import ExportOptions, run_export
+
+    root = tmp_path_factory.mktemp("hub-bundles")
+    out = {}
+    for family in ("qwen3", "llama"):
+        opts = ExportOptions(model=folders[family], recipe="fp32", max_context=256, out=root / family, benchmark=False)
+        out[family] = run_export(opts, show=False).out
+    return out
+
+
+def _runner_text(bundle: Path, prompt: str) -> str:
+    from executorch.extension.llm.runner import GenerationConfig, TextLLMRunner
+
+    from bluelm_edge.graphs.xnnpack import load_custom_ops
+
+    load_custom_ops()
+    pieces: list[str] = []
+    runner = TextLLMRunner(str(bundle / "model.pte"), str(bundle / "tokenizer.json"))
+    runner.generate(prompt, GenerationConfig(echo=False, max_new_tokens=N_NEW, temperature=0.0, num_bos=0),
+                    token_callback=pieces.append)
+    return "".join(pieces)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family,think", [("qwen3", True), ("qwen3", False), ("llama", False)])
+def test_text_runner_on_the_bundle_equals_transformers_generate(folders, hub_bundles, family, think):
+    """ExecuTorch's TextLLMRunner on our bundle, greedy, gives transformers' `generate` text for the
+    same templated prompt; our host runner gives the same token ids."""
+    from bluelm_edge.export.host import load_bundle
+    from bluelm_edge.generate import generate
+
+    text = _hf_prompt(folders[family], [{"role": "user", "content": QUESTION}], think=think)
+    ref = _hf_generate(folders[family], text)
+    decoder, _, config, _ = load_bundle(hub_bundles[family])
+    ids = hf_tokenizer(folders[family])(text, add_special_tokens=False)["input_ids"]
+    ours = generate(decoder, ids, stop_ids=config.tokens.eos_ids, sampling=Sampling(max_new_tokens=N_NEW)).tokens
+    assert ours == ref
+    assert _runner_text(hub_bundles[family], text) == hf_tokenizer(folders[family]).decode(ref)
+
+
+@pytest.mark.slow
+def test_bundle_manifest_carries_the_family(hub_bundles):
+    app = json.loads((hub_bundles["qwen3"] / "manifest.json").read_text())["app"]
+    assert app["chat"]["family"] == "qwen3"
+    assert app["chat"]["chat_template"] == (TEMPLATES / "qwen3.jinja").read_text()
+    assert app["thinking"]["budget_message"] == QWEN3_BUDGET_MESSAGE and app["thinking"]["budget_suffix"] == "\n\n"
+    assert app["tokens"]["think_start"] == "<think>" and app["token_ids"]["image"] == -1
+    assert json.loads((hub_bundles["llama"] / "manifest.json").read_text())["app"]["chat"]["thinking"] is None
+
+
+@pytest.mark.slow
+def test_run_on_the_bundle_caps_thinking_like_the_eager_chat(folders, hub_bundles):
+    """`run BUNDLE --thinking-budget N` (template and message from the manifest) == `chat DIR`."""
+    args = ["--prompt", QUESTION, "--thinking-budget", "4", "--max-new-tokens", "32", "--json"]
+    ran, chatted = _cli("run", str(hub_bundles["qwen3"]), *args), _cli("chat", str(folders["qwen3"]), *args)
+    assert ran.exit_code == 0 and chatted.exit_code == 0, ran.output + chatted.output
+    ran_j = json.loads(ran.output[ran.output.index("{"):])
+    chat_j = json.loads(chatted.output[chatted.output.index("{"):])
+    assert ran_j["stats"]["thinking_tokens"] == 4 and ran_j["thinking"].endswith(QWEN3_BUDGET_MESSAGE)
+    assert (ran_j["thinking"], ran_j["answer"]) == (chat_j["thinking"], chat_j["answer"])
