@@ -75,7 +75,7 @@ def make_folder(family: str, path: Path, *, seed: int = 0) -> Path:
     ids = {t: tok.token_to_id(t) for t in spec["special"] + spec["added"]}
     eos = [ids[t] for t in spec["eos"]]
     bos = ids.get(spec["tokens"].get("bos_token") or "", None)
-    common = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+    common = dict(vocab_size=tok.get_vocab_size(), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
                   bos_token_id=bos, eos_token_id=eos[0], initializer_range=0.2)
     if family == "qwen3":
@@ -86,6 +86,7 @@ def make_folder(family: str, path: Path, *, seed: int = 0) -> Path:
         cls = transformers.LlamaForCausalLM
     torch.manual_seed(seed)
     model = cls(cfg).eval()
+    _damp_partial_bytes(model, tok)
     model.generation_config = transformers.GenerationConfig(bos_token_id=bos, eos_token_id=eos,
                                                             pad_token_id=eos[0], do_sample=False)
     model.save_pretrained(path)
@@ -93,6 +94,16 @@ def make_folder(family: str, path: Path, *, seed: int = 0) -> Path:
     fast.chat_template = (TEMPLATES / spec["template"]).read_text()
     fast.save_pretrained(path)
     return Path(path)
+
+
+def _damp_partial_bytes(model, tok) -> None:
+    """Shrink the output rows of tokens that are a lone UTF-8 byte, so random greedy text is whole
+    characters (ExecuTorch's Python token callback cannot pass a partial character as str)."""
+    import torch
+
+    lone = [i for i in range(tok.get_vocab_size()) if "\ufffd" in tok.decode([i])]
+    with torch.no_grad():
+        model.get_output_embeddings().weight[lone] *= 0.01
 
 
 def hf_tokenizer(path: Path):

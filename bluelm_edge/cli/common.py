@@ -54,6 +54,17 @@ def resolve_model_dir(model: Path | None) -> Path:
     raise UsageError("the shipped tiny checkpoint is missing; pass MODEL or --preset tiny")
 
 
+def model_config(model: Path | None) -> Any:
+    """MODEL's BlueLMConfig as its family reads it (config.json only; a bundle's own config)."""
+    from bluelm_edge.families import detect, read_raw
+    from bluelm_edge.model.config import BlueLMConfig
+
+    path = resolve_model_dir(model)
+    if (path / "manifest.json").is_file():
+        return BlueLMConfig.load(path / "config.json")
+    return detect(path).read_config(path, read_raw(path))
+
+
 def load_for_generation(model: Path | None, preset: str | None, seed: int = 0) -> Loaded:
     """Load MODEL (checkpoint or bundle) or build a preset, wrapped for the generation loop."""
     from bluelm_edge.session import EagerDecoder

@@ -205,7 +205,7 @@ def run_export(opts: ExportOptions, show: bool = True) -> ExportResult:
         if cached:
             st.skip("calibrate, quantize, export, lower", f"reused cache {cdir.name}")
         else:
-            build_artifacts(opts, model, config, tokenizer, st, cdir)
+            build_artifacts(opts, model, config, tokenizer, st, cdir, chat)
         done = json.loads((cdir / "done.json").read_text())
         with st.stage("write bundle"):
             manifest = write_from_cache(opts, config, tokenizer, cdir, chat)
@@ -230,15 +230,17 @@ def method_names(opts: ExportOptions) -> list[str]:
     return [m for m in contract.METHODS if not (opts.text_only and m == contract.VISION_ENCODER)]
 
 
-def build_artifacts(opts: ExportOptions, model: Any, config: Any, tokenizer: Any, st: Stages, cdir: Path) -> None:
-    """Calibrate, quantize, transform, export and lower into the cache folder (atomically)."""
+def build_artifacts(opts: ExportOptions, model: Any, config: Any, tokenizer: Any, st: Stages, cdir: Path,
+                    chat: Any = None) -> None:
+    """Calibrate (in the family's chat format `chat`, default BlueLM's), quantize, transform, export
+    and lower into the cache folder (atomically)."""
     from bluelm_edge.graphs.forms import graph_source
 
     chunk, names = prefill_chunk(opts, config), method_names(opts)
     modules, calib, reference = None, None, None
     if opts.recipe != FP32:
         with st.stage("calibrate"):
-            calib = _calibrate(opts, model, config, tokenizer)
+            calib = _calibrate(opts, model, config, tokenizer, chat)
             reference = fp32_reference(model, calib, chunk)
         with st.stage(f"quantize ({opts.recipe})"):
             from bluelm_edge.quant.api import quantize_for_backend
@@ -262,11 +264,11 @@ def build_artifacts(opts: ExportOptions, model: Any, config: Any, tokenizer: Any
         (tmp / "done.json").write_text(json.dumps({"quality": quality, "missing": missing}, indent=2))
 
 
-def _calibrate(opts: ExportOptions, model: Any, config: Any, tokenizer: Any) -> Any:
+def _calibrate(opts: ExportOptions, model: Any, config: Any, tokenizer: Any, chat: Any) -> Any:
     from bluelm_edge.quant.calibration import load_set
     from bluelm_edge.quant.capture import calibrate_in_memory
 
-    return calibrate_in_memory(model, tokenizer, config, load_set(opts.calibration, opts.samples))
+    return calibrate_in_memory(model, tokenizer, config, load_set(opts.calibration, opts.samples), chat)
 
 
 def lower_into(folder: Path, opts: ExportOptions, progs: dict, meta: dict,
@@ -372,7 +374,8 @@ def write_from_cache(opts: ExportOptions, config: Any, tokenizer: Any, cdir: Pat
         write_text_files(tmp, config, tokenizer)
 
     args = {"cfg": config, "backend": opts.backend, "soc": opts.soc if opts.backend != "xnnpack" else None,
-            "recipe": opts.recipe, "lowered": lowered, "vision_batch": opts.vision_batch, "chat": chat.manifest() if chat else None}
+            "recipe": opts.recipe, "lowered": lowered, "vision_batch": opts.vision_batch,
+            "chat": chat.manifest() if chat else None}
     return bundle.write_bundle(Path(opts.out), fill, args)
 
 

@@ -48,6 +48,8 @@ class ChatFormat(Protocol):
     def prompt_ids(self, messages: list[Message], *, think: bool, image_tokens: list[int] | None = None
                    ) -> list[int]: ...
 
+    def conversation_ids(self, messages: list[Message], *, think: bool) -> list[int]: ...  # ends with an answer
+
     def manifest(self) -> dict[str, Any]: ...
 
 
@@ -64,6 +66,9 @@ class BlueLMFormat:
                    ) -> list[int]:
         return render(messages, self.tokenizer, think=think, add_generation_prompt=True,
                       image_tokens=image_tokens).ids
+
+    def conversation_ids(self, messages: list[Message], *, think: bool) -> list[int]:
+        return render(messages, self.tokenizer, think=think, add_generation_prompt=False).ids
 
     def manifest(self) -> dict[str, Any]:
         return {"family": self.name, "chat_template": None, "thinking": asdict(self.thinking)}
@@ -82,7 +87,7 @@ class TemplateFormat:
         if any(m.images for m in messages):
             raise_no_images(self.name)
         extra = {self.thinking.switch: think} if self.thinking and self.thinking.switch else {}
-        dicts = [{"role": m.role, "content": m.content} for m in messages]
+        dicts = [_as_dict(m, think) for m in messages]
         return render_template(self.template, dicts, add_generation_prompt=add_generation_prompt,
                                special=self.special, **extra)
 
@@ -90,11 +95,22 @@ class TemplateFormat:
                    ) -> list[int]:
         return self.tokenizer.encode(self.render_text(messages, think=think))
 
+    def conversation_ids(self, messages: list[Message], *, think: bool) -> list[int]:
+        return self.tokenizer.encode(self.render_text(messages, think=think, add_generation_prompt=False))
+
     def manifest(self) -> dict[str, Any]:
         ids = {k: v for k, v in asdict(self.tokens).items() if k not in ("pad", "more_eos")}
         tokens = {k: self.tokenizer.id_to_token(v) if v != NO_TOKEN else None for k, v in ids.items()}
         return {"family": self.name, "chat_template": self.template, "template_tokens": self.special,
                 "thinking": asdict(self.thinking) if self.thinking else None, "tokens": tokens}
+
+
+def _as_dict(m: Message, think: bool) -> dict[str, Any]:
+    """A message as templates take it; an assistant's thinking as `reasoning_content` (Qwen3)."""
+    d: dict[str, Any] = {"role": m.role, "content": m.content}
+    if think and m.thinking is not None:
+        d["reasoning_content"] = m.thinking
+    return d
 
 
 def raise_no_images(name: str) -> None:
