@@ -1,6 +1,7 @@
 """Idefics3 / SmolVLM image preprocessing and image prompts (numpy + PIL; no transformers).
 
-The rules of transformers' `Idefics3ImageProcessor` (its PIL backend), step by step on uint8 RGB:
+The rules of transformers' `Idefics3ImageProcessor` (its PIL backend), step by step on uint8 RGB
+(transparency composited onto white first, as transformers' `convert_to_rgb` does):
 1. resize (LANCZOS by default) so the longest edge is `size.longest_edge` (always, up or down),
    the other edge `int(long / aspect)` rounded up to even, both kept <= 4096;
 2. with splitting, resize the longer edge up to a multiple of `max_image_size.longest_edge` (the
@@ -169,11 +170,18 @@ def _normalise(tile: np.ndarray, rules: Idefics3ImageRules) -> np.ndarray:
     return x.astype(np.float32)
 
 
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB as transformers converts it: any transparency composited onto white (not dropped)."""
+    if "A" in image.getbands() or image.info.get("transparency") is not None:
+        rgba = image.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
 def preprocess(image: Image.Image, rules: Idefics3ImageRules) -> Idefics3Image:
-    """An RGB image (use `imaging.load_image` for files) -> its normalised tiles, rows and cols."""
-    if image.mode != "RGB":
-        image = image.convert("RGB")
-    tiles, rows, cols = _tiles(image, rules)
+    """A decoded image -> its normalised tiles, rows and cols. Pass the PIL image as decoded (with its
+    alpha): `imaging.load_image` drops transparency, transformers composites it onto white."""
+    tiles, rows, cols = _tiles(to_rgb(image), rules)
     pixels = np.stack([_normalise(t, rules) for t in tiles])
     return Idefics3Image(torch.from_numpy(pixels), rows, cols)
 

@@ -16,7 +16,8 @@ import numpy as np
 from PIL import Image
 
 PATH = Path(__file__).parent / "vectors" / "idefics3_preprocess.json"
-FORMULA = "pixel (y, x) = ((7x + 3y) % 256, (x * y + 11) % 256, (13x ^ 5y) % 256), uint8 RGB"
+FORMULA = ("pixel (y, x) = ((7x + 3y) % 256, (x * y + 11) % 256, (13x ^ 5y) % 256), uint8 RGB; mode RGBA adds "
+           "alpha (5xy + 40) % 256")
 RULES = {  # preprocessor_config.json fields; tile 32 keeps the vectors small
     "split": {"size": {"longest_edge": 96}, "max_image_size": {"longest_edge": 32}, "do_image_splitting": True,
               "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "resample": 1},
@@ -29,27 +30,29 @@ RULES = {  # preprocessor_config.json fields; tile 32 keeps the vectors small
 }
 CASES = [("split", 20, 30), ("split", 100, 37), ("split", 64, 64), ("split", 50, 130), ("split", 200, 90),
          ("split", 8, 9), ("imagenet", 45, 61), ("imagenet", 97, 33), ("one_tile", 41, 23),
-         ("no_split", 70, 40)]
+         ("no_split", 70, 40), ("split", 33, 47, "RGBA")]
 SEQ = 2  # <image> tokens per tile in the prompt vectors
 PROMPT = "User:<image>What is this?<end_of_utterance>\nAssistant:"
 
 
-def vector_image(height: int, width: int) -> Image.Image:
+def vector_image(height: int, width: int, mode: str = "RGB") -> Image.Image:
     y, x = np.mgrid[0:height, 0:width]
-    rgb = np.stack([(7 * x + 3 * y) % 256, (x * y + 11) % 256, ((13 * x) ^ (5 * y)) % 256], axis=-1)
-    return Image.fromarray(rgb.astype(np.uint8), "RGB")
+    planes = [(7 * x + 3 * y) % 256, (x * y + 11) % 256, ((13 * x) ^ (5 * y)) % 256]
+    if mode == "RGBA":
+        planes.append((5 * x * y + 40) % 256)
+    return Image.fromarray(np.stack(planes, axis=-1).astype(np.uint8), mode)
 
 
 def digest(pixels: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(pixels, dtype="<f4").tobytes()).hexdigest()
 
 
-def reference(rules: dict, height: int, width: int) -> dict:
-    """transformers' Idefics3ImageProcessor (and the processor's prompt text) on one image."""
+def reference(rules: dict, height: int, width: int, mode: str = "RGB") -> dict:
+    """transformers' Idefics3ImageProcessor on one image."""
     from transformers import Idefics3ImageProcessor
 
     proc = Idefics3ImageProcessor(**rules)
-    out = proc(vector_image(height, width), return_row_col_info=True, return_tensors="np")
+    out = proc(vector_image(height, width, mode), return_row_col_info=True, return_tensors="np")
     pixels = out["pixel_values"][0]
     return {"rows": int(out["rows"][0][0]), "cols": int(out["cols"][0][0]), "tiles": int(pixels.shape[0]),
             "shape": list(pixels.shape), "sha256": digest(pixels),
@@ -68,10 +71,11 @@ def prompt_reference(rows: int, cols: int) -> str:
 
 def make() -> dict:
     cases = []
-    for rules, h, w in CASES:
-        ref = reference(RULES[rules], h, w)
+    for rules, h, w, *mode in CASES:
+        mode = mode[0] if mode else "RGB"
+        ref = reference(RULES[rules], h, w, mode)
         prompt = prompt_reference(ref["rows"], ref["cols"])
-        cases.append({"rules": rules, "height": h, "width": w, **ref, "prompt": prompt})
+        cases.append({"rules": rules, "height": h, "width": w, "mode": mode, **ref, "prompt": prompt})
     return {"description": "Idefics3 image preprocessing (bluelm_edge/imaging_idefics3.py docstring), made by "
             "tests/idefics3_vectors.py from transformers' Idefics3ImageProcessor (PIL backend). sha256 is "
             "of pixel_values[T,3,S,S] as little-endian float32; samples are the global (last) tile's "

@@ -22,13 +22,13 @@ from bluelm_edge.imaging_idefics3 import (
 
 VECTORS = json.loads(PATH.read_text())
 CASES = VECTORS["cases"]
-IDS = [f"{c['rules']}-{c['height']}x{c['width']}" for c in CASES]
+IDS = [f"{c['rules']}-{c['height']}x{c['width']}-{c['mode']}" for c in CASES]
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_ours_equals_the_vectors(case):
     rules = Idefics3ImageRules.from_dict(VECTORS["rules"][case["rules"]])
-    out = preprocess(vector_image(case["height"], case["width"]), rules)
+    out = preprocess(vector_image(case["height"], case["width"], case["mode"]), rules)
     assert (out.rows, out.cols, out.pixels.shape[0]) == (case["rows"], case["cols"], case["tiles"])
     assert list(out.pixels.shape) == case["shape"] and out.pixels.dtype == torch.float32
     assert digest(out.pixels.numpy()) == case["sha256"]  # bit-identical pixel values
@@ -39,7 +39,7 @@ def test_ours_equals_the_vectors(case):
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_vectors_equal_transformers(case):
     pytest.importorskip("transformers")
-    ref = reference(VECTORS["rules"][case["rules"]], case["height"], case["width"])
+    ref = reference(VECTORS["rules"][case["rules"]], case["height"], case["width"], case["mode"])
     assert ref == {k: case[k] for k in ref}
 
 
@@ -94,3 +94,11 @@ def test_processor_of_a_saved_folder(tmp_path):
     assert np.array_equal(ours.pixels.numpy(), ref["pixel_values"][0]) and ours.pixels.shape[0] == 5
     ids = Tokenizer.from_file(str(tmp_path / "tokenizer.json")).encode(expand_prompt(text, [ours], SEQ)).ids
     assert ids == ref["input_ids"][0].tolist()
+
+
+def test_transparency_is_composited_onto_white():
+    """transformers composites alpha onto white; dropping it (PIL's RGBA -> RGB) gives other pixels."""
+    case = next(c for c in CASES if c["mode"] == "RGBA")
+    rules = Idefics3ImageRules.from_dict(VECTORS["rules"][case["rules"]])
+    dropped = preprocess(vector_image(case["height"], case["width"], "RGBA").convert("RGB"), rules)
+    assert digest(dropped.pixels.numpy()) != case["sha256"]
