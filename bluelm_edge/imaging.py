@@ -153,6 +153,8 @@ def tile_images(image: Image.Image, grid: tuple[int, int], tile_size: int) -> li
 
 def preprocess(image: ImageInput, cfg: BlueLMConfig, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageTiles:
     """Load (if needed), tile and normalise one image for the vision encoder."""
+    if cfg.vision is None:
+        raise ImageError(f"{cfg.name} is a text-only model; it takes no images (drop the image)")
     rgb = load_image(image, max_pixels)
     s = cfg.vision.image_size
     grid = choose_grid(rgb.width, rgb.height, cfg.max_tiles, s)

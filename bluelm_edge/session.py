@@ -15,8 +15,9 @@ import torch
 
 from bluelm_edge.generate import EAGER_HINT, DecoderProtocol, GenerationStats, Sampling, generate
 from bluelm_edge.model.config import BlueLMConfig
-from bluelm_edge.text.chat import Message, render
-from bluelm_edge.text.thinking import BUDGET_MESSAGE, WAIT_MESSAGE, ThinkingBudget
+from bluelm_edge.text.chat import Message
+from bluelm_edge.text.formats import BlueLMFormat, ChatFormat, can_think
+from bluelm_edge.text.thinking import ThinkingBudget
 from bluelm_edge.text.tokenizer import Tokenizer
 
 # on_text(kind, text): kind is "think", "answer" or "forced"
@@ -62,39 +63,45 @@ class Reply:
 
 
 def make_controller(
-    tokenizer: Tokenizer, *, think: bool, budget: int | None, min_thinking: int = 0
+    tokenizer: Tokenizer, *, think: bool, budget: int | None, min_thinking: int = 0,
+    chat: ChatFormat | None = None,
 ) -> ThinkingBudget:
-    """The budget controller for a turn: `think=False` is budget 0 (non-thinking mode)."""
-    s = tokenizer.special
+    """The budget controller for a turn with the family's tags and messages (`chat`, default
+    BlueLM's): `think=False`, or a family that cannot think, is budget 0 (non-thinking mode)."""
+    chat = chat or BlueLMFormat(tokenizer)
+    s, spec = chat.tokens, chat.thinking
+    think = think and can_think(chat)
     return ThinkingBudget(
         think_start=s.think_start,
         think_end=s.think_end,
-        eos=[s.eos],
+        eos=s.eos_ids,
         budget=budget if think else 0,
-        budget_message=tokenizer.encode(BUDGET_MESSAGE),
+        budget_message=tokenizer.encode(spec.budget_message) if think else (),
+        budget_suffix=tokenizer.encode(spec.budget_suffix) if think else (),
         min_thinking=min_thinking if think else 0,
-        wait_message=tokenizer.encode(WAIT_MESSAGE),
+        wait_message=tokenizer.encode(spec.wait_message) if think else (),
     )
 
 
 class _Streamer:
     """Turns emitted ids into text pieces, tracking whether we are inside the thinking block."""
 
-    def __init__(self, tokenizer: Tokenizer, on_text: TextCallback | None) -> None:
+    def __init__(self, tokenizer: Tokenizer, on_text: TextCallback | None, special: Any = None) -> None:
         self.tok, self.on_text = tokenizer, on_text
+        self.special = special or tokenizer.special
         self.parts: dict[str, list[int]] = {"think": [], "answer": []}
         self.kind = "answer"
         self.sent: dict[str, str] = {"think": "", "answer": ""}
 
     def __call__(self, token: int, forced: bool) -> None:
-        s = self.tok.special
+        s = self.special
         if token == s.think_start:
             self.kind = "think"
             return
         if token == s.think_end:
             self.kind = "answer"
             return
-        if token == s.eos:
+        if token in s.eos_ids:
             return
         self.parts[self.kind].append(token)
         text = self.tok.decode(self.parts[self.kind], skip_special=True)
@@ -111,8 +118,10 @@ class _Streamer:
 class ChatSession:
     """Multi-turn chat over any `DecoderProtocol`; each turn re-renders the whole conversation."""
 
-    def __init__(self, decoder: DecoderProtocol, tokenizer: Tokenizer, config: BlueLMConfig) -> None:
+    def __init__(self, decoder: DecoderProtocol, tokenizer: Tokenizer, config: BlueLMConfig,
+                 chat: ChatFormat | None = None) -> None:
         self.decoder, self.tokenizer, self.config = decoder, tokenizer, config
+        self.chat = chat or BlueLMFormat(tokenizer)  # the family's format (default: ours)
         self.history: list[Message] = []
         self.pixels: list[torch.Tensor] = []
         self.image_tokens: list[int] = []
@@ -132,16 +141,16 @@ class ChatSession:
 
         tiles = [preprocess(img, self.config) for img in images]
         user = Message("user", text, images=list(images))
-        rendered = render(
-            [*self.history, user], self.tokenizer, think=think, add_generation_prompt=True,
-            image_tokens=[*self.image_tokens, *(t.n_tokens for t in tiles)],
-        )
-        streamer = _Streamer(self.tokenizer, on_text)
+        think = think and can_think(self.chat)
+        ids = self.chat.prompt_ids([*self.history, user], think=think,
+                                   image_tokens=[*self.image_tokens, *(t.n_tokens for t in tiles)])
+        special = self.chat.tokens
+        streamer = _Streamer(self.tokenizer, on_text, special)
         result = generate(
-            self.decoder, rendered.ids, stop_ids=[self.tokenizer.special.eos],
-            images=[*self.pixels, *(t.pixels for t in tiles)], image_token=self.tokenizer.special.image,
+            self.decoder, ids, stop_ids=special.eos_ids,
+            images=[*self.pixels, *(t.pixels for t in tiles)], image_token=special.image,
             sampling=sampling, controller=make_controller(self.tokenizer, think=think, budget=budget,
-                                                          min_thinking=min_thinking),
+                                                          min_thinking=min_thinking, chat=self.chat),
             on_token=streamer,
         )
         reply = Reply(streamer.text("think"), streamer.text("answer").strip(), result.tokens,

@@ -86,9 +86,10 @@ _CHECKS = {
     "str": lambda v: isinstance(v, str),
     "None": lambda v: v is None,
     "list": lambda v: isinstance(v, list),
+    "dict": lambda v: isinstance(v, dict),
 }
 _NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
-          "None": "null", "list": "a list"}
+          "None": "null", "list": "a list", "dict": "an object"}
 
 
 def check_type(value: Any, kinds: str, where: str, error: Err = DataError) -> None:
@@ -141,6 +142,8 @@ def check_config_file(d: Any, path: Path, error: Err) -> None:
         raise error(f"{path}: missing key {missing[0]!r}; a config.json must give {', '.join(CONFIG_REQUIRED)}")
     for section, keys in (("vision", VISION_REQUIRED), ("decoder", DECODER_REQUIRED)):
         part = d[section]
+        if part is None and section == "vision":  # a text-only model (no vision tower)
+            continue
         if not isinstance(part, dict):
             raise error(f"{path}: {section} must be a JSON object, got {_kind(part)}")
         gone = [k for k in keys if k not in part]

@@ -85,7 +85,7 @@ def chat(
     console = Console(quiet=json_out)
     _resize_context(loaded, max_context)
     console.print(f"[dim]model: {loaded.label}[/dim]")
-    session = ChatSession(loaded.decoder, loaded.tokenizer, loaded.config)
+    session = loaded.session()
     sampling = Sampling(temperature, top_k, top_p, seed, max_new_tokens)
     budget = thinking_budget if thinking_budget is not None else loaded.config.default_thinking_budget
 

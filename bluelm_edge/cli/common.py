@@ -1,7 +1,9 @@
 """Shared CLI pieces: option types and the one place a command turns MODEL into something to run.
 
-MODEL may be a checkpoint folder, an exported bundle (a folder with manifest.json), or omitted
-(the shipped tiny stand-in); `--preset NAME` builds a randomly initialised model of that shape.
+MODEL may be a checkpoint folder of any registered family (ours, or a Hugging Face download of
+Qwen3 / Qwen2 / LLaMA-family models: `bluelm_edge.families`), an exported bundle (a folder with
+manifest.json), or omitted (the shipped tiny stand-in); `--preset NAME` builds a randomly
+initialised model of that shape.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from bluelm_edge.paths import DEFAULT_MODEL_DIR
 
 ModelArg = Annotated[
     Path | None,
-    typer.Argument(help="Checkpoint folder or exported bundle (default: the shipped tiny stand-in)."),
+    typer.Argument(help="Checkpoint folder (ours or a Hugging Face download), or an exported bundle "
+                        "(default: the shipped tiny stand-in)."),
 ]
 PresetOpt = Annotated[
     str | None, typer.Option("--preset", help="Build a randomly initialised model of a preset (tiny, bluelm-2.5-3b).")
@@ -31,6 +34,13 @@ class Loaded:
     tokenizer: Any  # Tokenizer
     config: Any  # BlueLMConfig
     label: str
+    chat: Any = None  # ChatFormat: the family's template and thinking tags (None: BlueLM's)
+
+    def session(self) -> Any:
+        """A ChatSession over this model in its family's chat format."""
+        from bluelm_edge.session import ChatSession
+
+        return ChatSession(self.decoder, self.tokenizer, self.config, self.chat)
 
 
 def resolve_model_dir(model: Path | None) -> Path:
@@ -44,6 +54,17 @@ def resolve_model_dir(model: Path | None) -> Path:
     raise UsageError("the shipped tiny checkpoint is missing; pass MODEL or --preset tiny")
 
 
+def model_config(model: Path | None) -> Any:
+    """MODEL's BlueLMConfig as its family reads it (config.json only; a bundle's own config)."""
+    from bluelm_edge.families import detect, read_raw
+    from bluelm_edge.model.config import BlueLMConfig
+
+    path = resolve_model_dir(model)
+    if (path / "manifest.json").is_file():
+        return BlueLMConfig.load(path / "config.json")
+    return detect(path).read_config(path, read_raw(path))
+
+
 def load_for_generation(model: Path | None, preset: str | None, seed: int = 0) -> Loaded:
     """Load MODEL (checkpoint or bundle) or build a preset, wrapped for the generation loop."""
     from bluelm_edge.session import EagerDecoder
@@ -54,15 +75,15 @@ def load_for_generation(model: Path | None, preset: str | None, seed: int = 0) -
         return _preset(preset, seed)
     path = resolve_model_dir(model)
     if (path / "manifest.json").is_file():
-        from bluelm_edge.export.host import load_bundle_decoder
+        from bluelm_edge.export.host import load_bundle
 
-        return Loaded(*load_bundle_decoder(path), label=str(path))
-    from bluelm_edge.model.checkpoint import load_checkpoint
-    from bluelm_edge.text.tokenizer import Tokenizer
+        decoder, tokenizer, config, chat = load_bundle(path)
+        return Loaded(decoder, tokenizer, config, label=str(path), chat=chat)
+    from bluelm_edge.families import open_folder
 
-    net, config = load_checkpoint(path)
-    tokenizer = Tokenizer.from_file(path / "tokenizer.json")
-    return Loaded(EagerDecoder(net), tokenizer, config, label=str(path))
+    source = open_folder(path)
+    label = str(path) if source.family.name == "bluelm" else f"{path} ({source.family.name})"
+    return Loaded(EagerDecoder(source.load_model()), source.tokenizer, source.config, label, source.chat)
 
 
 def _preset(name: str, seed: int) -> Loaded:

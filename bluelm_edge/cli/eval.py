@@ -46,7 +46,6 @@ def eval_cmd(
         check_output_file(plot, "--plot", ours=is_our_png, overwrite=overwrite)
     if compare:
         return _compare(model, compare, tasks, limit, json_out)
-    from bluelm_edge.session import ChatSession
     from bluelm_edge.train import evaluate as ev
     from bluelm_edge.train.tasks import get_tasks
 
@@ -57,7 +56,7 @@ def eval_cmd(
     except ValueError as err:
         raise UsageError(f"--tasks: {err}") from None
     loaded = load_for_generation(model, None)
-    session = ChatSession(loaded.decoder, loaded.tokenizer, loaded.config)
+    session = loaded.session()
     console = Console(stderr=True)
     with Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True) as bar:

@@ -29,19 +29,19 @@ def _warn_context(model: Path | None, preset: str | None, max_context: int | Non
     """Warn (stderr, one line) when --max-context is beyond what the model was trained for."""
     if max_context is None:
         return
-    from bluelm_edge.cli.common import resolve_model_dir
+    from bluelm_edge.cli.common import model_config
     from bluelm_edge.generate import context_warning
-    from bluelm_edge.model.config import BlueLMConfig
     from bluelm_edge.model.config import preset as preset_config
 
-    config = preset_config(preset) if preset else BlueLMConfig.load(resolve_model_dir(model) / "config.json")
+    config = preset_config(preset) if preset else model_config(model)
     warning = context_warning(max_context, config.decoder.max_seq_len, config.name)
     if warning:
         Console(stderr=True).print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True, highlight=False)
 
 
 def export(
-    model: Annotated[Path | None, typer.Option(help="Checkpoint folder (default: the shipped stand-in).")] = None,
+    model: Annotated[Path | None, typer.Option(help="Checkpoint folder: ours or a Hugging Face download (Qwen3, "
+                                                  "Qwen2, Llama 3.x, SmolLM) (default: the shipped stand-in).")] = None,
     backend: Annotated[str, typer.Option(help="xnnpack | qnn | mediatek")] = "xnnpack",
     soc: Annotated[str | None, typer.Option(help="Target chip for qnn/mediatek (e.g. SM8650, mt6989).")] = None,
     recipe: Annotated[str | None, typer.Option(help="Quantization recipe (default per backend; fp32 = none).")] = None,

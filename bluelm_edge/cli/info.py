@@ -2,7 +2,9 @@
 
 The model is built on the meta device from a checkpoint's (or bundle's) config.json or a preset,
 so even the 2.9B preset costs no memory; a checkpoint's weights are checked against the config by
-their safetensors headers only (names, shapes, dtypes), no tensor data is read.
+their safetensors headers only (names, shapes, dtypes), no tensor data is read. A checkpoint of
+any registered family works (`bluelm_edge.families`: ours, or a Hugging Face download), and a
+folder with only a config.json reports the shapes it describes (`weights: "none (config only)"`).
 """
 
 from __future__ import annotations
@@ -36,16 +38,20 @@ def model_info(model: Path | None = None, preset_name: str | None = None) -> dic
 
     if preset_name is not None and model is not None:
         raise UsageError("give either MODEL or --preset, not both")
+    family, weights = "bluelm", "checked"
     if preset_name is not None:
         config, source = preset(preset_name), f"preset {preset_name}"
     else:
         path = resolve_model_dir(model)
-        config, source = _read_config(path), str(path)
+        config, family, weights = _read_config(path)
+        source = str(path)
     params = count_parameters(build_model(config, "meta"))
     memory = {p: {k: n * b // 8 for k, b in BITS.items()} for p, n in params.items()}
     return {
         "source": source,
         "name": config.name,
+        "family": family,
+        "weights": weights,
         "parameters": params,
         "memory_bytes": memory,
         "image_tokens_per_tile": config.image_tokens_per_tile,
@@ -53,14 +59,22 @@ def model_info(model: Path | None = None, preset_name: str | None = None) -> dic
     }
 
 
-def _read_config(path: Path):
-    """A bundle's config.json, or a checkpoint's config validated against its weights' headers."""
-    from bluelm_edge.model.checkpoint import check_checkpoint
+def _read_config(path: Path) -> tuple[Any, str, str]:
+    """(config, family, weights) of a bundle, or of a checkpoint as its family reads it, the
+    weights' headers checked against the config when the folder has weights."""
+    from bluelm_edge.families import detect, read_raw
     from bluelm_edge.model.config import BlueLMConfig
 
     if (path / "manifest.json").is_file():
-        return BlueLMConfig.load(path / "config.json")
-    return check_checkpoint(path)[0]
+        manifest = json.loads((path / "manifest.json").read_text())
+        family = (manifest.get("app", {}).get("chat") or {}).get("family", "bluelm")
+        return BlueLMConfig.load(path / "config.json"), family, "bundle"
+    family = detect(path)
+    config = family.read_config(path, read_raw(path))
+    if not any(path.glob("*.safetensors")) and not (path / "model.safetensors.index.json").is_file():
+        return config, family.name, "none (config only)"
+    family.check_weights(path, config)
+    return config, family.name, "checked"
 
 
 def _count(n: int) -> str:
@@ -80,7 +94,8 @@ def _print(report: dict[str, Any]) -> None:
         mem = report["memory_bytes"][part]
         table.add_row(label, _count(report["parameters"][part]), *(_bytes(mem[k]) for k in BITS))
     console.print(table)
-    console.print(f"image tokens per tile: {report['image_tokens_per_tile']}")
+    console.print(f"family: {report['family']} · weights: {report['weights']} · "
+                  f"image tokens per tile: {report['image_tokens_per_tile']}")
     console.print_json(json.dumps(report["config"]))
 
 

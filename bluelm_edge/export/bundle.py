@@ -39,7 +39,7 @@ def file_entry(folder: Path, name: str) -> dict[str, Any]:
 
 def build_manifest(
     folder: Path, *, cfg: BlueLMConfig, backend: str, soc: str | None, recipe: str, lowered: bool,
-    vision_batch: int, extra: dict[str, Any] | None = None,
+    vision_batch: int, extra: dict[str, Any] | None = None, chat: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest for the files already in `folder` (every file but manifest.json)."""
     names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != contract.MANIFEST_JSON)
@@ -51,7 +51,7 @@ def build_manifest(
         "bundle_id": contract.bundle_id(cfg.name, backend, recipe, digest),
         "model_id": cfg.name, "backend": backend, "soc": soc, "recipe": recipe, "lowered": lowered,
         "program": program, "created_by": f"bluelm-edge {__version__}", "files": files,
-        "app": contract.app_section(cfg, vision_batch),
+        "app": contract.app_section(cfg, vision_batch, chat),
         "runtime": contract.runtime_section(exporter_version(), backend, qnn_sdk_version() if lowered else None),
     }
     manifest.update(extra or {})

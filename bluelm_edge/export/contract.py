@@ -64,13 +64,13 @@ def metadata(cfg: BlueLMConfig, prefill_chunk: int, vision_batch: int) -> dict[s
         "get_vocab_size": d.vocab_size,
         "get_n_layers": d.layers,
         "get_bos_id": t.bos,
-        "get_eos_ids": [t.eos],
+        "get_eos_ids": t.eos_ids,
         "use_kv_cache": True,
         "enable_dynamic_shape": prefill_chunk > 1,  # False: runners prefill one token a call
         "get_think_start_id": t.think_start,
         "get_think_end_id": t.think_end,
         "get_image_token_id": t.image,
-        "get_tile_size": cfg.vision.image_size,
+        "get_tile_size": cfg.vision.image_size if cfg.vision else 0,  # 0: a text-only model
         "get_tokens_per_tile": cfg.image_tokens_per_tile,
         "get_vision_batch": vision_batch,
         "get_max_prefill": prefill_chunk,
@@ -78,22 +78,29 @@ def metadata(cfg: BlueLMConfig, prefill_chunk: int, vision_batch: int) -> dict[s
     }
 
 
-def app_section(cfg: BlueLMConfig, vision_batch: int) -> dict[str, Any]:
-    """The manifest's `app` object: what the Android app needs without opening the `.pte`."""
+def app_section(cfg: BlueLMConfig, vision_batch: int, chat: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest's `app` object: what the Android app needs without opening the `.pte`.
+
+    `chat` is the model family's chat format as data (`ChatFormat.manifest()`: family, its Jinja
+    `chat_template` or None for BlueLM's, template tokens, `thinking` tags and messages, token
+    strings); without it, BlueLM's. The app reads tokens, template and budget message from here."""
     ids = asdict(cfg.tokens)
+    thinking = (chat or {}).get("thinking") or {}
     return {
         "max_context": cfg.decoder.max_seq_len,
         "vocab_size": cfg.decoder.vocab_size,
-        "eos_ids": [cfg.tokens.eos],
-        "tokens": {key: SPECIAL_TOKENS[index] for key, index in TOKEN_KEYS.items()},
+        "eos_ids": cfg.tokens.eos_ids,
+        "tokens": (chat or {}).get("tokens") or {key: SPECIAL_TOKENS[index] for key, index in TOKEN_KEYS.items()},
         "token_ids": {key: ids[key] for key in TOKEN_KEYS},
         "thinking": {
             "default_budget": cfg.default_thinking_budget,
-            "budget_message": BUDGET_MESSAGE,
-            "wait_message": WAIT_MESSAGE,
+            "budget_message": thinking.get("budget_message", BUDGET_MESSAGE),
+            "budget_suffix": thinking.get("budget_suffix", ""),
+            "wait_message": thinking.get("wait_message", WAIT_MESSAGE),
         },
+        "chat": chat or {"family": "bluelm", "chat_template": None},
         "image": {
-            "tile_size": cfg.vision.image_size,
+            "tile_size": cfg.vision.image_size if cfg.vision else 0,
             "max_tiles": cfg.max_tiles,
             "tokens_per_tile": cfg.image_tokens_per_tile,
             "thumbnail": True,

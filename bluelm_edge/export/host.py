@@ -111,13 +111,29 @@ def bundle_program(bundle_dir: Path) -> tuple[dict[str, Any], Path]:
 
 
 def load_bundle_decoder(bundle_dir: Path, *, etdump: bool = False) -> tuple[PteDecoder, Any, BlueLMConfig]:
-    """(decoder, tokenizer, config) of a bundle, for `ChatSession` / `generate`."""
+    """(decoder, tokenizer, config) of a bundle, for `generate`."""
+    return load_bundle(bundle_dir, etdump=etdump)[:3]
+
+
+def load_bundle(bundle_dir: Path, *, etdump: bool = False) -> tuple[PteDecoder, Any, BlueLMConfig, Any]:
+    """(decoder, tokenizer, config, chat format) of a bundle, for `ChatSession`: the family and its
+    template come from the manifest's `app.chat`."""
+    manifest, pte = bundle_program(bundle_dir)
+    config, tokenizer, chat = bundle_text(Path(bundle_dir), manifest)
+    return PteDecoder(pte, etdump=etdump), tokenizer, config, chat
+
+
+def bundle_text(bundle_dir: Path, manifest: dict[str, Any]) -> tuple[BlueLMConfig, Any, Any]:
+    """(config, tokenizer, chat format) of a bundle as its family reads them."""
+    from bluelm_edge.families import by_name
     from bluelm_edge.text.tokenizer import Tokenizer
 
-    _, pte = bundle_program(bundle_dir)
     config = BlueLMConfig.load(Path(bundle_dir) / contract.CONFIG_JSON)
-    tokenizer = Tokenizer.from_file(Path(bundle_dir) / contract.TOKENIZER_JSON)
-    return PteDecoder(pte, etdump=etdump), tokenizer, config
+    chat = manifest["app"].get("chat") or {"family": "bluelm"}
+    family = by_name(chat["family"])
+    special = None if family.name == "bluelm" else config.tokens  # BlueLM's ids are checked on load
+    tokenizer = Tokenizer.from_file(Path(bundle_dir) / contract.TOKENIZER_JSON, special=special)
+    return config, tokenizer, family.chat_from_manifest(chat, tokenizer)
 
 
 # ---- profiling --------------------------------------------------------------------------------
@@ -159,19 +175,19 @@ def benchmark_host(
     }
     for run in range(runs):
         t0 = time.perf_counter()
-        decoder, tokenizer, config = load_bundle_decoder(bundle_dir)
+        decoder, tokenizer, config, chat = load_bundle(bundle_dir)
         load_ms = (time.perf_counter() - t0) * 1000
         for i, prompt in enumerate(prompts):
-            result["runs"].append(_one_run(decoder, tokenizer, config, prompt, thinking_budget,
+            result["runs"].append(_one_run(decoder, tokenizer, config, chat, prompt, thinking_budget,
                                            max_new_tokens) | {"run": run, "prompt_index": i, "load_ms": load_ms})
     return result
 
 
-def _one_run(decoder, tokenizer, config, prompt: str, budget: int | None, max_new: int) -> dict[str, Any]:
+def _one_run(decoder, tokenizer, config, chat, prompt: str, budget: int | None, max_new: int) -> dict[str, Any]:
     from bluelm_edge.generate import Sampling
     from bluelm_edge.session import ChatSession
 
-    session = ChatSession(decoder, tokenizer, config)
+    session = ChatSession(decoder, tokenizer, config, chat)
     t0 = time.perf_counter()
     reply = session.ask(prompt, think=budget != 0, budget=budget, sampling=Sampling(max_new_tokens=max_new))
     s = reply.stats

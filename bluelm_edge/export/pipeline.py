@@ -125,9 +125,11 @@ def resolve(opts: ExportOptions) -> ExportOptions:
     return opts
 
 
-def load_source(opts: ExportOptions) -> tuple[Any, Any, Any, Path | None]:
-    """(model, config, tokenizer, tokenizer path) from the checkpoint or the seeded preset."""
-    from bluelm_edge.text.tokenizer import Tokenizer, default_tokenizer
+def load_source(opts: ExportOptions) -> tuple[Any, Any, Any, Any]:
+    """(model, config, tokenizer, chat format) from the checkpoint (any registered family) or the
+    seeded preset; the chat format's manifest form goes into the bundle."""
+    from bluelm_edge.text.formats import BlueLMFormat
+    from bluelm_edge.text.tokenizer import default_tokenizer
 
     if opts.preset is not None:
         from bluelm_edge.model.checkpoint import build_model
@@ -139,14 +141,13 @@ def load_source(opts: ExportOptions) -> tuple[Any, Any, Any, Path | None]:
         torch.manual_seed(opts.seed)
         model = build_model(config.validate(), "cpu").eval()
         model.decoder.init_buffers(torch.float32, None)
-        return model, config, tokenizer, None
-    from bluelm_edge.model.checkpoint import load_checkpoint
+        return model, config, tokenizer, BlueLMFormat(tokenizer)
+    from bluelm_edge.families import open_folder
 
     if not (Path(opts.model) / contract.CONFIG_JSON).is_file():
         raise UsageError(f"{opts.model}: not a checkpoint folder (no config.json); pass --model DIR or --preset tiny")
-    model, config = load_checkpoint(Path(opts.model))
-    tok_path = Path(opts.model) / contract.TOKENIZER_JSON
-    return model, config, Tokenizer.from_file(tok_path), tok_path
+    source = open_folder(Path(opts.model))
+    return source.load_model(), source.config, source.tokenizer, source.chat
 
 
 def cache_key(opts: ExportOptions, config: Any) -> str:
@@ -194,7 +195,8 @@ def run_export(opts: ExportOptions, show: bool = True) -> ExportResult:
     st = Stages(show)
     with st.progress:
         with st.stage("load checkpoint"):
-            model, config, tokenizer, _ = load_source(opts)
+            model, config, tokenizer, chat = load_source(opts)
+            opts.text_only = opts.text_only or config.vision is None
             if opts.max_context:
                 methods.set_max_context(model, opts.max_context)
         key = cache_key(opts, config)
@@ -203,10 +205,10 @@ def run_export(opts: ExportOptions, show: bool = True) -> ExportResult:
         if cached:
             st.skip("calibrate, quantize, export, lower", f"reused cache {cdir.name}")
         else:
-            build_artifacts(opts, model, config, tokenizer, st, cdir)
+            build_artifacts(opts, model, config, tokenizer, st, cdir, chat)
         done = json.loads((cdir / "done.json").read_text())
         with st.stage("write bundle"):
-            manifest = write_from_cache(opts, config, tokenizer, cdir)
+            manifest = write_from_cache(opts, config, tokenizer, cdir, chat)
         result = ExportResult(Path(opts.out), manifest, cached, done.get("quality", {}))
         result.missing = done.get("missing")
         if manifest["lowered"] and opts.backend == "xnnpack" and opts.benchmark:
@@ -228,15 +230,17 @@ def method_names(opts: ExportOptions) -> list[str]:
     return [m for m in contract.METHODS if not (opts.text_only and m == contract.VISION_ENCODER)]
 
 
-def build_artifacts(opts: ExportOptions, model: Any, config: Any, tokenizer: Any, st: Stages, cdir: Path) -> None:
-    """Calibrate, quantize, transform, export and lower into the cache folder (atomically)."""
+def build_artifacts(opts: ExportOptions, model: Any, config: Any, tokenizer: Any, st: Stages, cdir: Path,
+                    chat: Any = None) -> None:
+    """Calibrate (in the family's chat format `chat`, default BlueLM's), quantize, transform, export
+    and lower into the cache folder (atomically)."""
     from bluelm_edge.graphs.forms import graph_source
 
     chunk, names = prefill_chunk(opts, config), method_names(opts)
     modules, calib, reference = None, None, None
     if opts.recipe != FP32:
         with st.stage("calibrate"):
-            calib = _calibrate(opts, model, config, tokenizer)
+            calib = _calibrate(opts, model, config, tokenizer, chat)
             reference = fp32_reference(model, calib, chunk)
         with st.stage(f"quantize ({opts.recipe})"):
             from bluelm_edge.quant.api import quantize_for_backend
@@ -260,11 +264,11 @@ def build_artifacts(opts: ExportOptions, model: Any, config: Any, tokenizer: Any
         (tmp / "done.json").write_text(json.dumps({"quality": quality, "missing": missing}, indent=2))
 
 
-def _calibrate(opts: ExportOptions, model: Any, config: Any, tokenizer: Any) -> Any:
+def _calibrate(opts: ExportOptions, model: Any, config: Any, tokenizer: Any, chat: Any) -> Any:
     from bluelm_edge.quant.calibration import load_set
     from bluelm_edge.quant.capture import calibrate_in_memory
 
-    return calibrate_in_memory(model, tokenizer, config, load_set(opts.calibration, opts.samples))
+    return calibrate_in_memory(model, tokenizer, config, load_set(opts.calibration, opts.samples), chat)
 
 
 def lower_into(folder: Path, opts: ExportOptions, progs: dict, meta: dict,
@@ -358,7 +362,9 @@ def _agreement(got: list[torch.Tensor], ref: list[torch.Tensor]) -> dict[str, An
 
 
 # ---- bundle ------------------------------------------------------------------------------------
-def write_from_cache(opts: ExportOptions, config: Any, tokenizer: Any, cdir: Path) -> dict[str, Any]:
+def write_from_cache(opts: ExportOptions, config: Any, tokenizer: Any, cdir: Path, chat: Any = None) -> dict[str, Any]:
+    """The bundle from the cached artifact; `chat` (the family's ChatFormat, default BlueLM's) goes
+    into the manifest."""
     lowered = (cdir / contract.MODEL_PTE).is_file()
 
     def fill(tmp: Path) -> None:
@@ -368,7 +374,8 @@ def write_from_cache(opts: ExportOptions, config: Any, tokenizer: Any, cdir: Pat
         write_text_files(tmp, config, tokenizer)
 
     args = {"cfg": config, "backend": opts.backend, "soc": opts.soc if opts.backend != "xnnpack" else None,
-            "recipe": opts.recipe, "lowered": lowered, "vision_batch": opts.vision_batch}
+            "recipe": opts.recipe, "lowered": lowered, "vision_batch": opts.vision_batch,
+            "chat": chat.manifest() if chat else None}
     return bundle.write_bundle(Path(opts.out), fill, args)
 
 
@@ -388,8 +395,7 @@ def host_decode_speed(bundle_dir: Path, prompt: str = "What is 17+25?") -> dict[
 # ---- `bluelm-edge lower BUNDLE` ---------------------------------------------------------------------
 def lower_bundle(bundle_dir: Path, soc: str | None = None, show: bool = True) -> dict[str, Any]:
     """Finish a lowering-ready bundle where the vendor SDK exists; the bundle is rewritten atomically."""
-    from bluelm_edge.model.config import BlueLMConfig
-    from bluelm_edge.text.tokenizer import Tokenizer
+    from bluelm_edge.export.host import bundle_text
 
     bundle_dir = Path(bundle_dir)
     manifest = bundle.read_manifest(bundle_dir)
@@ -403,15 +409,15 @@ def lower_bundle(bundle_dir: Path, soc: str | None = None, show: bool = True) ->
     with st.progress, st.stage(f"lower ({manifest['backend']})"):
         progs, info = archive.load_programs(bundle_dir / contract.PROGRAM_PT2)
         pte = vendor.lower(progs, info["constants"], soc or manifest["soc"])
-    config = BlueLMConfig.load(bundle_dir / contract.CONFIG_JSON)
-    tokenizer = Tokenizer.from_file(bundle_dir / contract.TOKENIZER_JSON)
+    config, tokenizer, chat = bundle_text(bundle_dir, manifest)
 
     def fill(tmp: Path) -> None:
         (tmp / contract.MODEL_PTE).write_bytes(pte)
         write_text_files(tmp, config, tokenizer)
 
     args = {"cfg": config, "backend": manifest["backend"], "soc": soc or manifest["soc"],
-            "recipe": manifest["recipe"], "lowered": True, "vision_batch": manifest["app"]["image"]["vision_batch"]}
+            "recipe": manifest["recipe"], "lowered": True, "vision_batch": manifest["app"]["image"]["vision_batch"],
+            "chat": chat.manifest()}
     return bundle.write_bundle(bundle_dir, fill, args)
 
 

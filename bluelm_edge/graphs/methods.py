@@ -76,9 +76,9 @@ def set_max_context(model: BlueLM, max_context: int) -> None:
 def example_inputs(model: Source, prefill_chunk: int, vision_batch: int) -> dict[str, tuple]:
     """Example inputs per method (a dynamic L is traced at 2 so it stays symbolic; static chunk 1 at 1)."""
     cfg = model.cfg
-    s, d = cfg.vision.image_size, cfg.decoder.dim
+    s, d = cfg.vision.image_size if cfg.vision else 1, cfg.decoder.dim
     n = 2 if prefill_chunk > 1 else 1
-    ids = torch.tensor([[cfg.tokens.bos, cfg.tokens.human][:n]], dtype=torch.long)
+    ids = torch.tensor([[cfg.tokens.bos, cfg.tokens.eos][:n]], dtype=torch.long)
     pos = torch.arange(n, dtype=torch.long)
     return {
         contract.VISION_ENCODER: (torch.zeros(vision_batch, 3, s, s),),

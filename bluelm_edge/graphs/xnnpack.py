@@ -118,7 +118,8 @@ class XnnpackForm(nn.Module):
         self.cfg = model.cfg
         d = model.cfg.decoder
         self.max_seq_len = d.max_seq_len
-        self.vision, self.adapter = VisionForm(model.vision), model.adapter
+        self.vision = VisionForm(model.vision) if model.vision is not None else None
+        self.adapter = model.adapter
         self.embed = model.decoder.embed
         self.embed_norm = model.decoder.embed_norm if d.embed_norm else None
         self.layers = nn.ModuleList(Block(layer, d.max_seq_len) for layer in model.decoder.layers)

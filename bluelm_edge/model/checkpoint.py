@@ -49,7 +49,7 @@ def count_parameters(model: BlueLM) -> dict[str, int]:
     Works on meta-device models.
     """
     dec = model.decoder
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    count = lambda m: sum(p.numel() for p in m.parameters()) if m is not None else 0  # noqa: E731
     head = 0 if dec.head.weight is dec.embed.weight else count(dec.head)
     embedding = dec.embed.weight.numel()
     parts = {
@@ -368,8 +368,21 @@ def _rope_theta(hf: dict) -> float:
     return float(rope.get("rope_theta", hf.get("rope_theta", 10_000.0)))
 
 
+def hf_decoder_keys(tied: bool) -> KeyMap:
+    """The key map of a transformers llama / qwen decoder (a tied model's stray lm_head ignored)."""
+    return (lambda k: None if k.startswith("lm_head.") else LLAMA_KEYS(k)) if tied else LLAMA_KEYS
+
+
 def decoder_config_from_hf(hf: dict, max_seq_len: int | None = None) -> DecoderConfig:
     """DecoderConfig from a transformers llama / qwen2 / qwen3 config.json dict."""
+    try:
+        return _decoder_config_from_hf(hf, max_seq_len)
+    except KeyError as err:
+        raise ConfigError(f"config.json: missing key {err.args[0]!r}; a {hf.get('model_type')} config needs it "
+                          "(re-download config.json)") from None
+
+
+def _decoder_config_from_hf(hf: dict, max_seq_len: int | None) -> DecoderConfig:
     kind = hf.get("model_type")
     if kind not in ("llama", "qwen2", "qwen3"):
         raise ConfigError(f"model_type {kind!r} is not supported; use a llama, qwen2 or qwen3 checkpoint")
@@ -400,9 +413,7 @@ def load_hf_llama(
     cfg.validate()
     with torch.device("meta"):
         decoder = Decoder(cfg)
-    tied = cfg.tie_embeddings
-    key_map = (lambda k: None if k.startswith("lm_head.") else LLAMA_KEYS(k)) if tied else LLAMA_KEYS
-    load_into(decoder, files, key_map, dtype=dtype, device=device)
+    load_into(decoder, files, hf_decoder_keys(cfg.tie_embeddings), dtype=dtype, device=device)
     decoder.tie_weights()
     decoder.init_buffers(dtype, device)
     return decoder.eval(), cfg

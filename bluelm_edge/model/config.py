@@ -30,9 +30,13 @@ SPECIAL_TOKENS: tuple[str, ...] = (
 )
 
 
+NO_TOKEN = -1  # a special token the model's family does not have (e.g. images in a text model)
+
+
 @dataclass
 class SpecialTokenIds:
-    """Ids of the BlueLM special tokens in the model's vocabulary."""
+    """Ids of the special tokens in the model's vocabulary (BlueLM's by default; another family
+    fills the ones it has and leaves the rest at NO_TOKEN; `more_eos`: further stop ids)."""
 
     pad: int = 0
     bos: int = 1
@@ -45,6 +49,11 @@ class SpecialTokenIds:
     im_start: int = 8
     image: int = 9
     im_end: int = 10
+    more_eos: list[int] = field(default_factory=list)
+
+    @property
+    def eos_ids(self) -> list[int]:
+        return [self.eos, *self.more_eos]
 
 
 @dataclass
@@ -80,9 +89,14 @@ class AdapterConfig:
 
     merge: int = 2  # tokens are merged in merge x merge blocks (odd grids are zero-padded)
     hidden_dim: int | None = None  # None: the decoder width
+    kind: str = "mlp"  # "mlp": Linear-GELU-Linear (BlueLM); "linear": one bias-free Linear (Idefics3)
 
     def validate(self) -> None:
         _require(self.merge >= 1, "adapter.merge must be >= 1")
+        _require(self.kind in ADAPTER_KINDS, f"adapter.kind {self.kind!r} must be one of: {', '.join(ADAPTER_KINDS)}")
+
+
+ADAPTER_KINDS = ("mlp", "linear")
 
 
 @dataclass
@@ -126,7 +140,7 @@ class BlueLMConfig:
     """The whole multimodal model plus what its tokenizer and image processor must agree on."""
 
     name: str = "bluelm-2.5-3b"
-    vision: VisionConfig = field(default_factory=VisionConfig)
+    vision: VisionConfig | None = field(default_factory=VisionConfig)  # None: a text-only model
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     tokens: SpecialTokenIds = field(default_factory=SpecialTokenIds)
@@ -137,16 +151,23 @@ class BlueLMConfig:
 
     @property
     def image_tokens_per_tile(self) -> int:
+        if self.vision is None:
+            return 0
         merged = -(-self.vision.grid // self.adapter.merge)  # ceil: odd grids are padded
         return merged * merged
 
     def validate(self) -> BlueLMConfig:
-        self.vision.validate()
+        if self.vision is not None:
+            self.vision.validate()
         self.adapter.validate()
         self.decoder.validate()
         _require(self.max_tiles >= 1, "max_tiles must be >= 1")
         ids = asdict(self.tokens)
+        for value in ids.pop("more_eos"):
+            _require(0 <= value < self.decoder.vocab_size, f"tokens.more_eos ({value}) is outside the vocab")
         for key, value in ids.items():
+            if value == NO_TOKEN and key not in ("bos", "eos"):  # a token this model's family lacks
+                continue
             _require(0 <= value < self.decoder.vocab_size, f"tokens.{key} ({value}) is outside the vocab")
         return self
 
@@ -162,7 +183,7 @@ class BlueLMConfig:
         validate.check_dataclass(_TopLevel, d, where, ConfigError)
         cfg = cls(
             name=d.get("name", "custom"),
-            vision=_build(VisionConfig, d.get("vision", {}), where, "vision"),
+            vision=_optional(VisionConfig, d.get("vision", {}), where, "vision"),
             adapter=_build(AdapterConfig, d.get("adapter", {}), where, "adapter"),
             decoder=_build(DecoderConfig, d.get("decoder", {}), where, "decoder"),
             tokens=_build(SpecialTokenIds, d.get("tokens", {}), where, "tokens"),
@@ -199,7 +220,7 @@ class _TopLevel:
     """The JSON form's top level, for key and type checks (sections are checked by their class)."""
 
     name: str
-    vision: dict
+    vision: dict | None
     adapter: dict
     decoder: dict
     tokens: dict
@@ -207,6 +228,10 @@ class _TopLevel:
     image_mean: tuple[float, float, float]
     image_std: tuple[float, float, float]
     default_thinking_budget: int | None
+
+
+def _optional(kind: type, d: Any, where: str, section: str) -> Any:
+    return None if d is None else _build(kind, d, where, section)
 
 
 def _build(kind: type, d: Any, where: str, section: str) -> Any:

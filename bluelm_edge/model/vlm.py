@@ -17,21 +17,22 @@ import torch
 from torch import nn
 
 from bluelm_edge.errors import DataError
-from bluelm_edge.model.adapter import Adapter
 from bluelm_edge.model.config import BlueLMConfig
+from bluelm_edge.model.connector import build_adapter
 from bluelm_edge.model.decoder import Decoder
 from bluelm_edge.model.vision import VisionTower
 
 
 class BlueLM(nn.Module):
-    """ViT + token-merge adapter + LLaMA-style decoder with a static KV cache."""
+    """ViT + token-merge adapter + LLaMA-style decoder with a static KV cache (a text-only model,
+    `cfg.vision is None`, has the decoder only)."""
 
     def __init__(self, cfg: BlueLMConfig) -> None:
         super().__init__()
         self.cfg = cfg
         d = cfg.decoder
-        self.vision = VisionTower(cfg.vision)
-        self.adapter = Adapter(cfg.vision.width, cfg.adapter.merge, cfg.adapter.hidden_dim or d.dim, d.dim)
+        self.vision = VisionTower(cfg.vision) if cfg.vision else None
+        self.adapter = build_adapter(cfg) if cfg.vision else None
         self.decoder = Decoder(d)
         self.apply(_init_weights)
         self.decoder.tie_weights()
@@ -39,6 +40,8 @@ class BlueLM(nn.Module):
     # ---- the runtime contract -------------------------------------------------------------
     def vision_encoder(self, pixels: torch.Tensor) -> torch.Tensor:
         """pixels: [T, 3, S, S] normalised -> [1, T * tokens_per_tile, D]."""
+        if self.vision is None:
+            raise DataError(f"{self.cfg.name} is a text-only model; it takes no images")
         tokens = self.adapter(self.vision(pixels))  # [T, N, D]
         return tokens.reshape(1, -1, tokens.shape[-1])
 

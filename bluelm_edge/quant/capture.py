@@ -80,6 +80,19 @@ def render_with_mask(sample: CalibSample, tokenizer, cfg: BlueLMConfig) -> tuple
     return ids, pixels, torch.tensor(r.loss_mask[: ids.shape[1]], dtype=torch.float32)
 
 
+def _calibrate_chat(model, cfg: BlueLMConfig, samples: list[CalibSample], chat) -> Calibration:
+    usable = [s for s in samples if cfg.vision is not None or not any(m.images for m in s.messages)]
+    if not usable:
+        raise DataError("no calibration sample without images for this text-only model; give a text set "
+                        "with --calibration")
+    caps = []
+    for s in usable:
+        ids = chat.prompt_ids(s.messages, think=s.think) if s.generation_prompt else \
+            chat.conversation_ids(s.messages, think=s.think)
+        caps.append(capture_sample(model, torch.tensor([ids[: cfg.decoder.max_seq_len]], dtype=torch.long), None))
+    return Calibration(caps, {"samples": len(caps), "source": "in-memory", "format": chat.name})
+
+
 @torch.no_grad()
 def capture_sample(model, ids: torch.Tensor, pixels: torch.Tensor | None) -> dict[str, torch.Tensor | None]:
     embeds = model.image_embeds(ids, pixels, None) if pixels is not None else model.token_embedding(ids)
@@ -138,7 +151,11 @@ def load_calibration(folder: Path, cfg: BlueLMConfig | None = None) -> Calibrati
     return Calibration(samples, meta)
 
 
-def calibrate_in_memory(model, tokenizer, cfg: BlueLMConfig, samples: list[CalibSample]) -> Calibration:
-    """The same captures without a folder (tests, and quantize without --calibration)."""
+def calibrate_in_memory(model, tokenizer, cfg: BlueLMConfig, samples: list[CalibSample], chat=None) -> Calibration:
+    """The same captures without a folder (tests, and quantize without --calibration). With `chat`
+    (a model family's ChatFormat) the samples are rendered in that family's format, and a
+    text-only model skips the samples with images."""
+    if chat is not None:
+        return _calibrate_chat(model, cfg, samples, chat)
     caps = [capture_sample(model, *render_calib(s, tokenizer, cfg)) for s in samples]
     return Calibration(caps, {"samples": len(caps), "source": "in-memory"})

@@ -50,6 +50,7 @@ class ThinkingBudget(Generic[T]):
         eos: Sequence[T],
         budget: int | None,
         budget_message: Sequence[T] = (),
+        budget_suffix: Sequence[T] = (),
         min_thinking: int = 0,
         wait_message: Sequence[T] = (),
         prompt_opened: bool = False,
@@ -61,6 +62,7 @@ class ThinkingBudget(Generic[T]):
         self.think_start, self.think_end, self.eos = think_start, think_end, frozenset(eos)
         self.budget, self.min_thinking = budget, min_thinking
         self.budget_message, self.wait_message = tuple(budget_message), tuple(wait_message)
+        self.budget_suffix = tuple(budget_suffix)  # fed after the forced `</think>` (Qwen3: "\n\n")
         self.thinking_tokens = 0
         if budget == 0:
             self.state = ANSWER
@@ -108,5 +110,5 @@ class ThinkingBudget(Generic[T]):
         out = [Emitted(token)]
         if self.budget is not None and self.thinking_tokens >= self.budget:
             self.state = ANSWER
-            out += [Emitted(t, True) for t in (*self.budget_message, self.think_end)]
+            out += [Emitted(t, True) for t in (*self.budget_message, self.think_end, *self.budget_suffix)]
         return out

@@ -34,15 +34,17 @@ _MIN_VOCAB = len(SPECIAL_TOKENS) + 256  # special tokens + the byte-level alphab
 
 
 class Tokenizer:
-    """A `tokenizers.Tokenizer` whose BlueLM special tokens are single ids 0..10."""
+    """A `tokenizers.Tokenizer` and its special-token ids: BlueLM's (checked to be single ids
+    0..10), or the ids another family's description found in it (`special`)."""
 
-    def __init__(self, hf: tokenizers.Tokenizer, source: str = "tokenizer") -> None:
+    def __init__(self, hf: tokenizers.Tokenizer, source: str = "tokenizer",
+                 special: SpecialTokenIds | None = None) -> None:
         self._hf = hf
-        self.special: SpecialTokenIds = _check_special(hf, source)
+        self.special: SpecialTokenIds = special if special is not None else _check_special(hf, source)
 
     # ---- files -----------------------------------------------------------------------------
     @classmethod
-    def from_file(cls, path: Path | str) -> Tokenizer:
+    def from_file(cls, path: Path | str, special: SpecialTokenIds | None = None) -> Tokenizer:
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(f"{path}: no such tokenizer file; point to a checkpoint's tokenizer.json")
@@ -52,7 +54,7 @@ class Tokenizer:
         except Exception as err:  # tokenizers raises a bare Exception on bad JSON
             first = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise CheckpointError(f"{path}: not a valid tokenizer.json ({first})") from None
-        return cls(hf, str(path))
+        return cls(hf, str(path), special)
 
     @classmethod
     def from_json_str(cls, text: str) -> Tokenizer:
@@ -67,7 +69,7 @@ class Tokenizer:
 
     def tokenizer_config(self) -> dict[str, str]:
         """What ExecuTorch's HF tokenizer reads from `tokenizer_config.json` to know BOS and EOS."""
-        return {"bos_token": SPECIAL_TOKENS[self.special.bos], "eos_token": SPECIAL_TOKENS[self.special.eos]}
+        return {"bos_token": self.id_to_token(self.special.bos), "eos_token": self.id_to_token(self.special.eos)}
 
     def save_config(self, path: Path | str) -> None:
         """Write `tokenizer_config.json` atomically (put it beside `tokenizer.json`)."""
