@@ -86,9 +86,11 @@ _CHECKS = {
     "str": lambda v: isinstance(v, str),
     "None": lambda v: v is None,
     "list": lambda v: isinstance(v, list),
+    "dict": lambda v: isinstance(v, dict),
 }
 _NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
-          "None": "null", "list": "a list"}
+          "None": "null", "list": "a list",
+          "dict": "a JSON object"}
 
 
 def check_type(value: Any, kinds: str, where: str, error: Err = DataError) -> None:
