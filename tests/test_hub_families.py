@@ -255,3 +255,14 @@ def test_run_on_the_bundle_caps_thinking_like_the_eager_chat(folders, hub_bundle
     chat_j = json.loads(chatted.output[chatted.output.index("{"):])
     assert ran_j["stats"]["thinking_tokens"] == 4 and ran_j["thinking"].endswith(QWEN3_BUDGET_MESSAGE)
     assert (ran_j["thinking"], ran_j["answer"]) == (chat_j["thinking"], chat_j["answer"])
+
+
+def test_eval_on_a_text_only_folder_runs_the_text_tasks(folders):
+    """`eval DIR` on a Hub folder: the synthetic text tasks only (a random model scores ~0)."""
+    out = _cli("eval", str(folders["llama"]), "--limit", "1", "--thinking-budget", "0", "--json")
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.output[out.output.index("{"):])
+    from bluelm_edge.train.tasks import get_tasks
+
+    text_tasks = {t.name for t in get_tasks(None) if t.kind == "text"}
+    assert {r["task"] for r in report["results"]} == text_tasks

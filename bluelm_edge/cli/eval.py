@@ -56,6 +56,9 @@ def eval_cmd(
     except ValueError as err:
         raise UsageError(f"--tasks: {err}") from None
     loaded = load_for_generation(model, None)
+    if names is None and loaded.config.vision is None:  # a text-only model: the text tasks
+        chosen = [t for t in chosen if t.kind == "text"]
+        names = [t.name for t in chosen]
     session = loaded.session()
     console = Console(stderr=True)
     with Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),

@@ -106,7 +106,7 @@ def read_raw(folder: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: no config.json; a model folder needs one (a Hugging Face download has it)")
     raw = validate.read_json(path, ConfigError)
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: must be a JSON object (a model config)")
+        validate.check_config_file(raw, path, ConfigError)  # the one line naming what it is instead
     return raw
 
 

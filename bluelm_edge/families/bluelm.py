@@ -1,7 +1,8 @@
 """The BlueLM family: our own checkpoint format (`model/checkpoint.py`) and chat format (`text/chat.py`).
 
-A folder is ours when its config.json is a `BlueLMConfig` (a `decoder` section, no
-`architectures`); its tokenizer must carry the BlueLM special tokens at ids 0..10.
+A folder is ours when its config.json names no transformers `architectures` / `model_type` (a
+`BlueLMConfig`, whose own checks then name what is wrong with it); its tokenizer must carry the
+BlueLM special tokens at ids 0..10.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ class BlueLMFamily(Family):
     architectures = ()  # listed as "a bluelm-edge checkpoint" in the one-line error
 
     def matches(self, raw: dict[str, Any]) -> bool:
-        return "decoder" in raw and "architectures" not in raw
+        return "architectures" not in raw and "model_type" not in raw
 
     def read_config(self, folder: Path, raw: dict[str, Any]):
         from bluelm_edge.model.config import BlueLMConfig
