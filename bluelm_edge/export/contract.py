@@ -81,6 +81,7 @@ PREFILL = "prefill"  # one static step of `prefill_chunk` tokens (see NPU_IO)
 DECODE = "decode"  # the same step at 1 token, same weights
 NPU_METHODS = (VISION_ENCODER, TOKEN_EMBEDDING, PREFILL, DECODE)
 NPU_GRAPH_CONTRACT = "bluelm-static-kv/1"  # bump when the I/O below changes; `lower` refuses others
+NPU_RUNNER = "static-kv"  # manifest `runner`: chunked prefill + decode, KV cache updated by the runner
 NPU_GRAPH_CONTRACT_VERSION = 1  # the same as an int constant method (`get_graph_contract_version`)
 # Flattened I/O order of `prefill` / `decode` (C = chunk or 1, S = cache length, n = layers), fp32:
 NPU_IO = {
@@ -103,6 +104,12 @@ def npu_metadata(cfg: BlueLMConfig, prefill_chunk: int, vision_batch: int) -> di
                 "get_kv_heads": d.kv_heads, "get_rope_theta": float(d.rope_theta), "get_mask_value": MASK_VALUE,
                 "get_pad_id": cfg.tokens.pad, "get_graph_contract_version": NPU_GRAPH_CONTRACT_VERSION})
     return out
+
+
+def npu_manifest(prefill_chunk: int) -> dict[str, Any]:
+    """The manifest's extra keys of a QNN / MediaTek bundle: which runner drives its program."""
+    return {"runner": NPU_RUNNER, "graph_contract": NPU_GRAPH_CONTRACT, "methods": list(NPU_METHODS),
+            "prefill_chunk": prefill_chunk}
 
 
 def app_section(cfg: BlueLMConfig, vision_batch: int) -> dict[str, Any]:

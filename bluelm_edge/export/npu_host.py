@@ -52,6 +52,20 @@ class NpuDecoder:
         return cls({k: p.module() if hasattr(p, "module") else p for k, p in programs.items()}, meta)
 
     @classmethod
+    def folded(cls, modules: dict[str, Any], meta: dict[str, Any]) -> NpuDecoder:
+        """Over copies of quantized GraphModules whose constant subgraphs (weight dequantization) are
+        evaluated once: the same fp32 arithmetic per call (bit-identical logits), ~10x faster on the
+        host. Only for measuring: the graphs to lower stay as they are."""
+        import copy
+
+        from torch._inductor.constant_folding import constant_fold
+
+        copies = {k: copy.deepcopy(m.module() if hasattr(m, "module") else m) for k, m in modules.items()}
+        for gm in copies.values():
+            constant_fold(gm)
+        return cls(copies, meta)
+
+    @classmethod
     def from_archive(cls, path: Path) -> NpuDecoder:
         """Over a bundle's lowering-ready `program.pt2` (registers the quantized op libraries first)."""
         from bluelm_edge.export import archive
