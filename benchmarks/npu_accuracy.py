@@ -42,7 +42,8 @@ def runner_for(model, cfg, recipe, soc, calib, chunk) -> tuple[NpuDecoder, list[
     from bluelm_edge.quant.recovery import choose_fallback
 
     fallback = choose_fallback(model, get_recipe(recipe), calib)
-    return NpuDecoder.folded(quantize_npu(model, recipe, calib, soc=soc, chunk=chunk, fallback=fallback), meta), fallback
+    graphs = quantize_npu(model, recipe, calib, soc=soc, chunk=chunk, fallback=fallback)
+    return NpuDecoder.folded(graphs, meta), fallback
 
 
 def main() -> None:

@@ -325,8 +325,9 @@ def lower_into(folder: Path, opts: ExportOptions, progs: dict, meta: dict,
     supported = coverage.qnn_supported_ops() if opts.backend == "qnn" else None
     atomic_write_text(folder / contract.COVERAGE_JSON,
                       json.dumps(coverage.report(opts.backend, edge, supported), indent=2) + "\n")
-    info = {"backend": opts.backend, "soc": opts.soc, "recipe": opts.recipe}
-    archive.save_programs(folder / contract.PROGRAM_PT2, progs, meta, {**info, **archive.versions(contract.NPU_GRAPH_CONTRACT)})
+    info = {"backend": opts.backend, "soc": opts.soc, "recipe": opts.recipe,
+            **archive.versions(contract.NPU_GRAPH_CONTRACT)}
+    archive.save_programs(folder / contract.PROGRAM_PT2, progs, meta, info)
     missing = vendor.missing_sdk()
     if missing is None:
         atomic_write_bytes(folder / contract.MODEL_PTE, vendor.lower(progs, meta, opts.soc))

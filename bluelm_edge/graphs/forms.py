@@ -1,8 +1,8 @@
 """Which graph form each backend exports: the source-transform stage of the export.
 
 XNNPACK runs `XnnpackForm` (ExecuTorch's LLM custom ops); the NPU backends export the static
-prefill/decode program of `graphs.static` (`npu_modules`; the export pipeline calls it directly). Every form shares the model's
-parameter tensors, so quantizing the model in place quantizes the form.
+prefill/decode program of `graphs.static` (`npu_modules`; the export pipeline calls it directly).
+Every form shares the model's parameter tensors, so quantizing the model in place quantizes the form.
 """
 
 from __future__ import annotations
