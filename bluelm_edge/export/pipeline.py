@@ -323,8 +323,9 @@ def lower_into(folder: Path, opts: ExportOptions, progs: dict, meta: dict,
     vendor = _vendor(opts.backend)
     edge = _edge_programs(opts.backend, progs, opts.soc)
     supported = coverage.qnn_supported_ops() if opts.backend == "qnn" else None
-    atomic_write_text(folder / contract.COVERAGE_JSON,
-                      json.dumps(coverage.report(opts.backend, edge, supported), indent=2) + "\n")
+    folded = coverage.qnn_folded_ops() if opts.backend == "qnn" else None
+    cov = coverage.report(opts.backend, edge, supported, folded)
+    atomic_write_text(folder / contract.COVERAGE_JSON, json.dumps(cov, indent=2) + "\n")
     info = {"backend": opts.backend, "soc": opts.soc, "recipe": opts.recipe,
             **archive.versions(contract.NPU_GRAPH_CONTRACT)}
     archive.save_programs(folder / contract.PROGRAM_PT2, progs, meta, info)
