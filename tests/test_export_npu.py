@@ -137,3 +137,34 @@ def test_lower_from_a_fresh_process_runs_the_passes_then_names_the_sdk(qnn_bundl
     assert "qnn passes up to the SDK done" in proc.stdout + proc.stderr
     assert lines[-1] == ("error: Qualcomm QNN SDK not found (QNN_SDK_ROOT is not set): install Qualcomm AI Engine "
                          f"Direct, export QNN_SDK_ROOT=<sdk>, then run `bluelm-edge lower {copy}`")
+
+
+def test_qnn_coverage_counts_the_way_qnn_partitions():
+    """A QnnQuantizer-quantized linear + cat + softmax: QNN's skip table keeps `linear` whole, the
+    q/dq pairs are folded (FoldQDQ), every op has a QNN builder: one partition, no CPU fallback."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from bluelm_edge.export import coverage
+    from bluelm_edge.quant import vendor
+
+    class Step(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(8, 8)
+
+        def forward(self, x, cache):
+            return torch.softmax(torch.cat([cache, self.lin(x)], 1) * 2.0, -1)
+
+    args = (torch.randn(1, 4, 8), torch.randn(1, 4, 8))
+    quantizer = vendor.qnn_quantizer_module().QnnQuantizer(soc_model=vendor.qnn_chipset("SM8650"), strict=False)
+    prepared = prepare_pt2e(torch.export.export(Step(), args).module(), quantizer)
+    prepared(*args)
+    ep = torch.export.export(convert_pt2e(prepared), args)
+    edge = lower_qnn.edge_programs({"decode": ep}, "SM8650")
+    cov = coverage.report("qnn", edge, coverage.qnn_supported_ops(), coverage.qnn_folded_ops())
+    m = cov["methods"]["decode"]
+    assert m["ops"]["aten.linear.default"] == 1 and m["folded_qdq"] == 3
+    assert (m["npu_ops"], m["cpu_ops"], m["partitions"]) == (7, 0, 1)
+    assert cov["cpu_fallbacks_in_decoder"] == 0 and cov["supported_fraction"] == 1.0
+    cpu_split = coverage.partitions(edge["decode"], coverage.qnn_supported_ops() - {"aten.mul.Tensor"})
+    assert cpu_split == 2  # a CPU op between linear/cat and softmax cuts the graph in two
