@@ -48,8 +48,8 @@ def test_step_mask_is_the_smart_mask():
 
 def test_programs_hold_only_what_they_read(shipped):
     """No eager cache buffers or RoPE tables in the graphs; the decoder's I/O is the contract's."""
-    _, cfg, npu = shipped
-    progs = export_npu(npu_modules(npu_source(shipped)), cfg, CHUNK, 1)
+    model, cfg, _ = shipped
+    progs = export_npu(npu_modules(model), cfg, CHUNK, 1)
     for name in (contract.PREFILL, contract.DECODE):
         ep = progs[name]
         users = [s.arg.name for s in ep.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
@@ -61,10 +61,6 @@ def test_programs_hold_only_what_they_read(shipped):
         kv = (1, cfg.decoder.kv_heads, c, cfg.decoder.head_dim)
         assert outs == [(1, c, cfg.decoder.vocab_size)] + [kv] * (2 * n)
     assert len(progs[contract.TOKEN_EMBEDDING].state_dict) == 1  # the (tied) embedding only
-
-
-def npu_source(shipped):
-    return shipped[0]
 
 
 @torch.no_grad()
