@@ -53,6 +53,9 @@ def export(
     force: Annotated[bool, typer.Option("--force", help="Redo every stage, ignoring the cache.")] = False,
     no_benchmark: Annotated[bool, typer.Option("--no-benchmark", help="Skip the host decode speed run.")] = False,
     text_only: Annotated[bool, typer.Option("--text-only", help="No vision_encoder (text only).")] = False,
+    prefill_chunk: Annotated[int | None, typer.Option(
+        help="Tokens per prefill call: qnn/mediatek static prefill graph (default 128); xnnpack longest call.",
+        min=1)] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Export a checkpoint to an ExecuTorch bundle: calibrate, quantize, lower, write, verify, benchmark.
@@ -67,7 +70,7 @@ def export(
     _warn_context(model, preset, max_context)
     opts = ExportOptions(model=model, preset=preset, backend=backend, soc=soc, recipe=recipe, max_context=max_context,
                          out=out, force=force, calibration=calibration, samples=samples, benchmark=not no_benchmark,
-                         text_only=text_only)
+                         text_only=text_only, prefill_chunk=prefill_chunk)
     result = run_export(opts, show=not json_out)
     if json_out:
         typer.echo(json.dumps(result.summary(), indent=2))

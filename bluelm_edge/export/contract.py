@@ -25,7 +25,7 @@ FORWARD = "forward"  # ids [1, L], positions [L] -> logits [1, V] (TextLLMRunner
 METHODS = (VISION_ENCODER, TOKEN_EMBEDDING, TEXT_DECODER, FORWARD)
 
 DEFAULT_PREFILL_CHUNK = 128  # tokens per text_decoder call (dynamic L in 1..chunk)
-NPU_PREFILL_CHUNK = 1  # QNN / NeuroPilot graphs are static: one-token methods (no dynamic shapes)
+NPU_PREFILL_CHUNK = 128  # QNN / NeuroPilot: tokens of the static `prefill` graph (upstream's ar_len)
 DEFAULT_VISION_BATCH = 1  # tiles per vision_encoder call (fixed; more tiles run in chunks)
 
 # ---- bundle ---------------------------------------------------------------------------------
@@ -76,6 +76,42 @@ def metadata(cfg: BlueLMConfig, prefill_chunk: int, vision_batch: int) -> dict[s
         "get_max_prefill": prefill_chunk,
         "get_default_thinking_budget": -1 if budget is None else budget,  # -1: unlimited
     }
+
+
+# ---- the static NPU program (QNN / MediaTek): `graphs/static.py`, driven by `export/npu_host.py` ----
+PREFILL = "prefill"  # one static step of `prefill_chunk` tokens (see NPU_IO)
+DECODE = "decode"  # the same step at 1 token, same weights
+NPU_METHODS = (VISION_ENCODER, TOKEN_EMBEDDING, PREFILL, DECODE)
+NPU_GRAPH_CONTRACT = "bluelm-static-kv/1"  # bump when the I/O below changes; `lower` refuses others
+NPU_RUNNER = "static-kv"  # manifest `runner`: chunked prefill + decode, KV cache updated by the runner
+NPU_GRAPH_CONTRACT_VERSION = 1  # the same as an int constant method (`get_graph_contract_version`)
+# Flattened I/O order of `prefill` / `decode` (C = chunk or 1, S = cache length, n = layers), fp32:
+NPU_IO = {
+    "inputs": ["embeds [1, C, D]", "rope_cos [C, hd]", "rope_sin [C, hd]", "mask [1, C, S + C]",
+               "k_cache_0..n-1 [1, KV, S, hd]", "v_cache_0..n-1 [1, KV, S, hd]"],
+    "outputs": ["logits [1, C, V]", "k_new_0..n-1 [1, KV, C, hd]", "v_new_0..n-1 [1, KV, C, hd]"],
+}
+NPU_METADATA_KEYS = ("get_prefill_chunk", "get_cache_len", "get_head_dim", "get_kv_heads", "get_rope_theta",
+                     "get_mask_value", "get_pad_id", "get_graph_contract_version")
+
+
+def npu_metadata(cfg: BlueLMConfig, prefill_chunk: int, vision_batch: int) -> dict[str, Any]:
+    """`metadata` for the static NPU program plus what its runner needs to build the I/O."""
+    from bluelm_edge.model.decoder import MASK_VALUE
+
+    d = cfg.decoder
+    out = metadata(cfg, prefill_chunk, vision_batch)
+    out["enable_dynamic_shape"] = False
+    out.update({"get_prefill_chunk": prefill_chunk, "get_cache_len": d.max_seq_len, "get_head_dim": int(d.head_dim),
+                "get_kv_heads": d.kv_heads, "get_rope_theta": float(d.rope_theta), "get_mask_value": MASK_VALUE,
+                "get_pad_id": cfg.tokens.pad, "get_graph_contract_version": NPU_GRAPH_CONTRACT_VERSION})
+    return out
+
+
+def npu_manifest(prefill_chunk: int) -> dict[str, Any]:
+    """The manifest's extra keys of a QNN / MediaTek bundle: which runner drives its program."""
+    return {"runner": NPU_RUNNER, "graph_contract": NPU_GRAPH_CONTRACT, "methods": list(NPU_METHODS),
+            "prefill_chunk": prefill_chunk}
 
 
 def app_section(cfg: BlueLMConfig, vision_batch: int, chat: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -43,21 +43,73 @@ def qnn_supported_ops() -> set[str]:
     return set(_node_visitor_dict)
 
 
-def report(backend: str, edge_programs: dict[str, Any], supported: set[str] | None) -> dict[str, Any]:
-    """{backend, checked, methods: {name: {ops, unsupported}}, unsupported, supported_fraction}."""
+def qnn_folded_ops() -> set[str]:
+    """The quantize/dequantize ops QNN's `FoldQDQ` turns into tensor encodings (never CPU work)."""
+    from executorch.backends.qualcomm.builders.node_visitor import dq_ops, q_ops
+
+    return {op_name_of(t) for t in (*q_ops, *dq_ops)}
+
+
+def op_name_of(target: Any) -> str:
+    class _N:  # op_name reads only .target
+        pass
+
+    node = _N()
+    node.target = target
+    return op_name(node)  # type: ignore[arg-type]
+
+
+def partitions(program: Any, delegable: set[str]) -> int:
+    """Connected groups of delegable call_function nodes (plumbing joins them): the partitions a
+    capability-based partitioner would cut, since a CPU op between two groups splits them."""
+    inside = {n for n in program.graph.nodes
+              if n.op == "call_function" and (op_name(n) in delegable or op_name(n) in _PLUMBING)}
+    parent = {n: n for n in inside}
+
+    def root(n):
+        while parent[n] is not n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+
+    for n in inside:
+        for user in n.users:
+            if user in inside:
+                parent[root(n)] = root(user)
+    return len({root(n) for n in inside if op_name(n) not in _PLUMBING})
+
+
+DECODER_METHODS = ("text_decoder", "forward", "prefill", "decode")
+
+
+def report(backend: str, edge_programs: dict[str, Any], supported: set[str] | None,
+           folded: set[str] | None = None) -> dict[str, Any]:
+    """Per method: ops the backend runs, ops that fall back to CPU, q/dq folded into encodings, the
+    expected partition count; `cpu_fallbacks_in_decoder` sums the CPU ops of the decoder methods."""
+    folded = folded or set()
     methods, missing, total, ok = {}, set(), 0, 0
     for name, program in edge_programs.items():
         ops = graph_ops(program)
-        bad = sorted(op for op in ops if supported is not None and op not in supported)
-        methods[name] = {"ops": dict(sorted(ops.items())), "unsupported": bad}
+        bad = sorted(op for op in ops if supported is not None and op not in supported and op not in folded)
+        entry = {"ops": dict(sorted(ops.items())), "unsupported": bad}
+        if supported is not None:
+            entry.update(npu_ops=sum(c for op, c in ops.items() if op in supported and op not in folded),
+                         cpu_ops=sum(ops[op] for op in bad),
+                         folded_qdq=sum(c for op, c in ops.items() if op in folded),
+                         partitions=partitions(program, supported | folded))
+        methods[name] = entry
         missing.update(bad)
-        total += sum(ops.values())
-        ok += sum(c for op, c in ops.items() if op not in bad)
+        total += sum(c for op, c in ops.items() if op not in folded)
+        ok += sum(c for op, c in ops.items() if op not in bad and op not in folded)
+    checked = supported is not None
     return {
         "backend": backend,
-        "checked": supported is not None,
-        "checked_against": "executorch QNN operator builders" if backend == "qnn" else None,
+        "checked": checked,
+        "checked_against": "executorch QNN operator builders, after QNN's pass pipeline, skip-decomposition "
+                           "table and FoldQDQ" if backend == "qnn" else None,
         "methods": methods,
         "unsupported": sorted(missing),
-        "supported_fraction": round(ok / total, 4) if total and supported is not None else None,
+        "supported_fraction": round(ok / total, 4) if total and checked else None,
+        "cpu_fallbacks_in_decoder": sum(m.get("cpu_ops", 0) for n, m in methods.items() if n in DECODER_METHODS)
+        if checked else None,
     }

@@ -53,8 +53,30 @@ def _pass_manager(program: ExportedProgram):
     return pm, pm.transform_for_export_pipeline(program)
 
 
+def _offline_partitioner() -> Any:
+    """A partitioner that keeps what QnnPartitioner keeps from decomposition (its skip table and
+    filter) and delegates nothing: `to_edge` then yields the graph QnnPartitioner would tag."""
+    from executorch.backends.qualcomm.partition.utils import filter_fn, get_skip_decomp_table
+    from executorch.exir.backend.partitioner import Partitioner, PartitionResult
+
+    class OfflineQnn(Partitioner):
+        asked = False
+
+        def partition(self, exported_program: ExportedProgram) -> PartitionResult:
+            return PartitionResult(tagged_exported_program=exported_program, partition_tags={})
+
+        def ops_to_not_decompose(self, ep: ExportedProgram):
+            # asked twice by to_edge_transform_and_lower: before decomposing (QNN's table) and after
+            # delegating, to insist the kept ops were delegated; nothing is here, so say none were kept
+            first, self.asked = not self.asked, True
+            return (get_skip_decomp_table(), filter_fn) if first else ([], None)
+
+    return OfflineQnn()
+
+
 def edge_programs(programs: dict[str, ExportedProgram], soc: str) -> dict[str, ExportedProgram]:
-    """The QNN pass pipeline + `to_edge` without a partitioner: what QnnPartitioner would see."""
+    """The QNN pass pipeline + `to_edge` with QNN's skip-decomposition table, no delegation: what
+    QnnPartitioner would see (so `_safe_softmax`, `linear`, `rms_norm` stay whole as on device)."""
     from executorch.backends.qualcomm.utils.utils import qnn_edge_config
     from executorch.exir import to_edge_transform_and_lower
 
@@ -65,6 +87,7 @@ def edge_programs(programs: dict[str, ExportedProgram], soc: str) -> dict[str, E
             pm, aten = _pass_manager(ep)
             passes = pm.get_to_edge_transform_passes(aten, compiler_specs=spec)
             edge = to_edge_transform_and_lower({name: aten}, transform_passes={name: passes},
+                                               partitioner={name: [_offline_partitioner()]},
                                                compile_config=qnn_edge_config())
             out[name] = edge.exported_program(name)
     return out

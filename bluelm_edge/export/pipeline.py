@@ -220,14 +220,14 @@ def run_export(opts: ExportOptions, show: bool = True) -> ExportResult:
 
 def prefill_chunk(opts: ExportOptions, config: Any) -> int:
     """XNNPACK: one dynamic call of up to the whole context (what ExecuTorch's runners send);
-    NPU backends: static one-token graphs."""
-    if opts.backend != "xnnpack":
-        return contract.NPU_PREFILL_CHUNK
-    return min(opts.prefill_chunk or config.decoder.max_seq_len, config.decoder.max_seq_len)
+    NPU backends: the static `prefill` graph's tokens (default 128, as upstream)."""
+    default = config.decoder.max_seq_len if opts.backend == "xnnpack" else contract.NPU_PREFILL_CHUNK
+    return min(opts.prefill_chunk or default, config.decoder.max_seq_len)
 
 
 def method_names(opts: ExportOptions) -> list[str]:
-    return [m for m in contract.METHODS if not (opts.text_only and m == contract.VISION_ENCODER)]
+    names = contract.METHODS if opts.backend == "xnnpack" else contract.NPU_METHODS
+    return [m for m in names if not (opts.text_only and m == contract.VISION_ENCODER)]
 
 
 def build_artifacts(opts: ExportOptions, model: Any, config: Any, tokenizer: Any, st: Stages, cdir: Path,
@@ -237,6 +237,8 @@ def build_artifacts(opts: ExportOptions, model: Any, config: Any, tokenizer: Any
     from bluelm_edge.graphs.forms import graph_source
 
     chunk, names = prefill_chunk(opts, config), method_names(opts)
+    if opts.backend != "xnnpack":
+        return build_npu_artifacts(opts, model, config, tokenizer, st, cdir, chat)
     modules, calib, reference = None, None, None
     if opts.recipe != FP32:
         with st.stage("calibrate"):
@@ -264,6 +266,44 @@ def build_artifacts(opts: ExportOptions, model: Any, config: Any, tokenizer: Any
         (tmp / "done.json").write_text(json.dumps({"quality": quality, "missing": missing}, indent=2))
 
 
+def build_npu_artifacts(opts: ExportOptions, model: Any, config: Any, tokenizer: Any, st: Stages,
+                        cdir: Path, chat: Any = None) -> None:
+    """QNN / MediaTek: the static prefill/decode program (`graphs.static`), vendor-quantized with
+    calibration through the host NPU runner, unused weights stripped, into the cache folder."""
+    from bluelm_edge.export.npu_quant import quantize_npu
+    from bluelm_edge.graphs.static import export_npu
+
+    chunk, names = prefill_chunk(opts, config), method_names(opts)
+    with st.stage("calibrate"):
+        calib = _calibrate(opts, model, config, tokenizer, chat)
+        reference = fp32_reference(model, calib, chunk)
+    with st.stage(f"quantize ({opts.recipe}, static prefill {chunk} + decode)"):
+        modules = quantize_npu(model, opts.recipe, calib, soc=opts.soc, chunk=chunk,
+                               vision_batch=opts.vision_batch, names=names)
+    with st.stage("torch.export"):
+        progs = export_npu(modules, config, chunk, opts.vision_batch)
+    meta = contract.npu_metadata(config, chunk, opts.vision_batch)
+    with atomic_dir(cdir, ours=lambda p: (p / "done.json").is_file()) as tmp:
+        with st.stage(f"lower ({opts.backend})") as note:
+            missing = lower_into(tmp, opts, progs, meta, note)
+        with st.stage("quality vs fp32 (host NPU runner)"):
+            quality = npu_quality(modules, meta, reference)
+        (tmp / "done.json").write_text(json.dumps({"quality": quality, "missing": missing}, indent=2))
+
+
+@torch.no_grad()
+def npu_quality(modules: dict, meta: dict, reference: list) -> dict[str, Any]:
+    """Last-position logits of the quantized static graphs, driven by the host NPU runner, vs fp32."""
+    from bluelm_edge.export.npu_host import NpuDecoder
+
+    runner, got = NpuDecoder.folded(modules, meta), []
+    for embeds, _ in reference:
+        runner.reset()
+        got.append(runner.text_decoder(embeds, torch.arange(embeds.shape[1])).reshape(-1).float())
+    return {"measured_on": "quantized static graphs (host NPU runner)", "samples": len(reference),
+            "prefix_tokens": QUALITY_TOKENS, **_agreement(got, [ref for _, ref in reference])}
+
+
 def _calibrate(opts: ExportOptions, model: Any, config: Any, tokenizer: Any, chat: Any) -> Any:
     from bluelm_edge.quant.calibration import load_set
     from bluelm_edge.quant.capture import calibrate_in_memory
@@ -285,16 +325,24 @@ def lower_into(folder: Path, opts: ExportOptions, progs: dict, meta: dict,
     from bluelm_edge.export import coverage
 
     vendor = _vendor(opts.backend)
-    edge = vendor.edge_programs(progs, opts.soc) if opts.backend == "qnn" else vendor.edge_programs(progs)
+    edge = _edge_programs(opts.backend, progs, opts.soc)
     supported = coverage.qnn_supported_ops() if opts.backend == "qnn" else None
-    atomic_write_text(folder / contract.COVERAGE_JSON,
-                      json.dumps(coverage.report(opts.backend, edge, supported), indent=2) + "\n")
-    info = {"backend": opts.backend, "soc": opts.soc, "recipe": opts.recipe}
+    folded = coverage.qnn_folded_ops() if opts.backend == "qnn" else None
+    cov = coverage.report(opts.backend, edge, supported, folded)
+    atomic_write_text(folder / contract.COVERAGE_JSON, json.dumps(cov, indent=2) + "\n")
+    info = {"backend": opts.backend, "soc": opts.soc, "recipe": opts.recipe,
+            **archive.versions(contract.NPU_GRAPH_CONTRACT)}
     archive.save_programs(folder / contract.PROGRAM_PT2, progs, meta, info)
     missing = vendor.missing_sdk()
     if missing is None:
         atomic_write_bytes(folder / contract.MODEL_PTE, vendor.lower(progs, meta, opts.soc))
     return missing
+
+
+def _edge_programs(backend: str, progs: dict, soc: str) -> dict:
+    """The backend's passes up to its partitioner (what it would see), without the SDK."""
+    vendor = _vendor(backend)
+    return vendor.edge_programs(progs, soc) if backend == "qnn" else vendor.edge_programs(progs)
 
 
 def _vendor(backend: str) -> Any:
@@ -376,6 +424,8 @@ def write_from_cache(opts: ExportOptions, config: Any, tokenizer: Any, cdir: Pat
     args = {"cfg": config, "backend": opts.backend, "soc": opts.soc if opts.backend != "xnnpack" else None,
             "recipe": opts.recipe, "lowered": lowered, "vision_batch": opts.vision_batch,
             "chat": chat.manifest() if chat else None}
+    if opts.backend != "xnnpack":
+        args["extra"] = contract.npu_manifest(prefill_chunk(opts, config))
     return bundle.write_bundle(Path(opts.out), fill, args)
 
 
@@ -394,7 +444,11 @@ def host_decode_speed(bundle_dir: Path, prompt: str = "What is 17+25?") -> dict[
 
 # ---- `bluelm-edge lower BUNDLE` ---------------------------------------------------------------------
 def lower_bundle(bundle_dir: Path, soc: str | None = None, show: bool = True) -> dict[str, Any]:
-    """Finish a lowering-ready bundle where the vendor SDK exists; the bundle is rewritten atomically."""
+    """Finish a lowering-ready bundle where the vendor SDK exists; the bundle is rewritten atomically.
+
+    Works from a fresh process: the archive is checked (graph contract, ExecuTorch version) and
+    loaded with the quantized op libraries registered, and the backend's passes up to the SDK call
+    run (QNN: its pass pipeline + `to_edge`; MediaTek: `to_edge`) before a missing SDK is reported."""
     from bluelm_edge.export.host import bundle_text
 
     bundle_dir = Path(bundle_dir)
@@ -402,22 +456,28 @@ def lower_bundle(bundle_dir: Path, soc: str | None = None, show: bool = True) ->
     if manifest["lowered"]:
         return manifest
     vendor = _vendor(manifest["backend"])
-    missing = vendor.missing_sdk()
-    if missing:
-        raise SdkMissingError(missing.replace("BUNDLE", str(bundle_dir)))
+    target = soc or manifest["soc"]
     st = Stages(show)
-    with st.progress, st.stage(f"lower ({manifest['backend']})"):
-        progs, info = archive.load_programs(bundle_dir / contract.PROGRAM_PT2)
-        pte = vendor.lower(progs, info["constants"], soc or manifest["soc"])
+    with st.progress:
+        with st.stage("load program.pt2"):
+            progs, info = archive.load_programs(bundle_dir / contract.PROGRAM_PT2)
+        with st.stage(f"{manifest['backend']} passes up to the SDK"):
+            _edge_programs(manifest["backend"], progs, target)
+        missing = vendor.missing_sdk()
+        if missing:
+            raise SdkMissingError(missing.replace("BUNDLE", str(bundle_dir)))
+        with st.stage(f"lower ({manifest['backend']})"):
+            pte = vendor.lower(progs, info["constants"], target)
     config, tokenizer, chat = bundle_text(bundle_dir, manifest)
 
     def fill(tmp: Path) -> None:
         (tmp / contract.MODEL_PTE).write_bytes(pte)
         write_text_files(tmp, config, tokenizer)
 
-    args = {"cfg": config, "backend": manifest["backend"], "soc": soc or manifest["soc"],
-            "recipe": manifest["recipe"], "lowered": True, "vision_batch": manifest["app"]["image"]["vision_batch"],
-            "chat": chat.manifest()}
+    args = {"cfg": config, "backend": manifest["backend"], "soc": target, "recipe": manifest["recipe"],
+            "lowered": True, "vision_batch": manifest["app"]["image"]["vision_batch"],
+            "chat": chat.manifest(),
+            "extra": {k: manifest[k] for k in contract.npu_manifest(0) if k in manifest}}
     return bundle.write_bundle(bundle_dir, fill, args)
 
 

@@ -100,7 +100,7 @@ def qnn_quantizer(recipe: Recipe, soc: str | None = None, fallback: Sequence[str
     if high:
         qr._strategies.append(_qnn_strategy(high[1], high[0], priority=3))
     if recipe.part("kv_cache")["scheme"] == "8bit":
-        qr.custom_quant_annotations.append(annotate_kv_8bit)
+        qr.custom_quant_annotations.extend([annotate_kv_8bit, annotate_static_kv_8bit])
     quantizer = q.QnnQuantizer(soc_model=vendor.qnn_chipset(soc), strict=False)
     quantizer.set_recipe(qr)
     return quantizer
@@ -120,6 +120,27 @@ def annotate_kv_8bit(gm: torch.fx.GraphModule) -> None:
             node.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(
                 input_qspec_map={value: spec}, output_qspec=SharedQuantizationSpec((value, node)), _annotated=True
             )
+
+
+def annotate_static_kv_8bit(gm: torch.fx.GraphModule) -> None:
+    """The static NPU graphs (`graphs.static`): the cache inputs and the new keys/values joined to
+    them (`cat(cache, new)`) share one 8-bit spec, so every cached entry is read at 8 bits."""
+    from torchao.quantization.pt2e import MinMaxObserver
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, QuantizationSpec, SharedQuantizationSpec
+    from torchao.quantization.pt2e.quantizer.quantizer import Q_ANNOTATION_KEY
+
+    for node in gm.graph.nodes:
+        if node.op != "call_function" or node.target != torch.ops.aten.cat.default:
+            continue
+        parts = node.args[0]
+        if len(parts) != 2 or parts[0].op != "placeholder":
+            continue
+        cache, new = parts
+        spec = QuantizationSpec(dtype=torch.uint8, quant_min=0, quant_max=255, qscheme=torch.per_tensor_affine,
+                                observer_or_fake_quant_ctr=MinMaxObserver.with_args(eps=2**-20))
+        shared = SharedQuantizationSpec((cache, node))
+        node.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(
+            input_qspec_map={cache: spec, new: shared}, output_qspec=shared, _annotated=True)
 
 
 def high_precision(recipe: Recipe, fallback: Sequence[str]) -> tuple[dict, list[str]] | None:
