@@ -53,8 +53,6 @@ def test_api_list_pins_the_android_version():
     assert "API level 34" in text and "compileSdkVersion = 34" in (DEMO / "build.gradle").read_text()
 
 
-@pytest.mark.xfail(strict=True, reason="the ExecuTorch stubs still record the 1.0.1 LlmModule API; the app-engine "
-                   "branch moves them (and ChatEngine) to 1.5.1's API. Remove this mark when it lands.")
 def test_api_list_records_the_pinned_executorch():
     from bluelm_edge.android.runtime import carried_version
 
@@ -62,7 +60,9 @@ def test_api_list_records_the_pinned_executorch():
 
 
 @pytest.mark.parametrize("line", [
-    "org.pytorch.executorch.extension.llm.LlmModule: long prefillImages(float[], int, int, int)",
+    "org.pytorch.executorch.extension.llm.LlmModule: void prefillImages(float[], int, int, int)",
+    "org.pytorch.executorch.extension.llm.LlmCallback: void onError(int, java.lang.String)",
+    "org.pytorch.executorch.ExecutorchRuntimeException: int getErrorCode()",
     "android.view.View: static int GONE = 8",
     "android.app.Activity: class android.app.Activity extends android.view.ContextThemeWrapper",
 ])
