@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,54 @@ def test_a_changed_signature_is_reported(tmp_path):
     edited = tmp_path / "api-list.txt"
     edited.write_text(text)
     assert check_stubs(DEMO, edited) == ["android.view.View: static int GONE = 8"]
+
+
+def test_executorch_members_are_the_15_api():
+    """What made the 1.0.1 list wrong for 1.5: the calls return nothing (they throw) and onError exists."""
+    recorded = load_api_list(API_LIST)
+    llm = "org.pytorch.executorch.extension.llm."
+    for line in ("LlmModule: void load()", "LlmModule: void prefillPrompt(java.lang.String)",
+                 "LlmModule: void prefillImages(float[], int, int, int)", "LlmModule: void close()",
+                 f"LlmModule: void generate(java.lang.String, int, {llm}LlmCallback, boolean)",
+                 "LlmCallback: void onError(int, java.lang.String)"):
+        assert llm + line in recorded
+    stale = [r for r in recorded if r.startswith(llm + "LlmModule: ") and (" int load()" in r or ": long " in r
+                                                                           or ": int generate(" in r)]
+    assert stale == []
+
+
+UPSTREAM = Path("/work/.mirror/pytorch+executorch/repo")
+KOTLIN = "extension/android/executorch_android/src/main/java/org/pytorch/executorch/"
+KT_TYPES = {"Int": "int", "Float": "float", "Boolean": "boolean", "String": "java.lang.String", "IntArray": "int[]",
+            "FloatArray": "float[]", "ByteArray": "byte[]", "Throwable": "java.lang.Throwable",
+            "LlmCallback": "org.pytorch.executorch.extension.llm.LlmCallback"}
+KT_FUN = re.compile(r"^\s*(?:@\w+\s+)*(?:override\s+)?fun\s+(\w+)\(([^)]*)\)\s*(:\s*[\w?]+)?", re.M)
+
+
+def kotlin_void_methods(source: str) -> set[str]:
+    """`void name(java types)` for each public `fun` with no return type (KT_FUN skips private ones)."""
+    out = set()
+    for m in KT_FUN.finditer(source):
+        if m.group(3):
+            continue
+        params = [p.split(":")[1].strip().rstrip("?") for p in m.group(2).split(",") if ":" in p]
+        out.add(f"void {m.group(1)}({', '.join(KT_TYPES.get(p, p) for p in params)})")
+    return out
+
+
+@pytest.mark.skipif(not (UPSTREAM / "HEAD").exists(), reason="needs the ExecuTorch source snapshot (/work/.mirror)")
+def test_recorded_void_members_are_in_the_upstream_kotlin():
+    def show(path: str) -> str:
+        return subprocess.run(["git", "-C", str(UPSTREAM), "show", f"main:{path}"], capture_output=True,
+                              text=True, check=True).stdout
+
+    assert show("version.txt").startswith("1.5."), "the snapshot is not the 1.5 line the api-list was written from"
+    for cls, path in (("extension.llm.LlmModule", "extension/llm/LlmModule.kt"),
+                      ("extension.llm.LlmCallback", "extension/llm/LlmCallback.kt")):
+        upstream = kotlin_void_methods(show(KOTLIN + path))
+        prefix = f"org.pytorch.executorch.{cls}: "
+        recorded = {r[len(prefix):] for r in load_api_list(API_LIST) if r.startswith(prefix + "void ")}
+        assert recorded and recorded <= upstream, sorted(recorded - upstream)
+    ere = show(KOTLIN + "ExecutorchRuntimeException.kt")  # open class, `val errorCode` -> getErrorCode()
+    assert re.search(r"open class ExecutorchRuntimeException\s+@DoNotStrip\s+constructor\(\s+val errorCode: Int,"
+                     r"\s+details: String\?,\s+\) : RuntimeException\(", ere)
