@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -53,8 +55,6 @@ def test_api_list_pins_the_android_version():
     assert "API level 34" in text and "compileSdkVersion = 34" in (DEMO / "build.gradle").read_text()
 
 
-@pytest.mark.xfail(strict=True, reason="the ExecuTorch stubs still record the 1.0.1 LlmModule API; the app-engine "
-                   "branch moves them (and ChatEngine) to 1.5.1's API. Remove this mark when it lands.")
 def test_api_list_records_the_pinned_executorch():
     from bluelm_edge.android.runtime import carried_version
 
@@ -62,7 +62,9 @@ def test_api_list_records_the_pinned_executorch():
 
 
 @pytest.mark.parametrize("line", [
-    "org.pytorch.executorch.extension.llm.LlmModule: long prefillImages(float[], int, int, int)",
+    "org.pytorch.executorch.extension.llm.LlmModule: void prefillImages(float[], int, int, int)",
+    "org.pytorch.executorch.extension.llm.LlmCallback: void onError(int, java.lang.String)",
+    "org.pytorch.executorch.ExecutorchRuntimeException: int getErrorCode()",
     "android.view.View: static int GONE = 8",
     "android.app.Activity: class android.app.Activity extends android.view.ContextThemeWrapper",
 ])
@@ -79,3 +81,54 @@ def test_a_changed_signature_is_reported(tmp_path):
     edited = tmp_path / "api-list.txt"
     edited.write_text(text)
     assert check_stubs(DEMO, edited) == ["android.view.View: static int GONE = 8"]
+
+
+def test_executorch_members_are_the_15_api():
+    """What made the 1.0.1 list wrong for 1.5: the calls return nothing (they throw) and onError exists."""
+    recorded = load_api_list(API_LIST)
+    llm = "org.pytorch.executorch.extension.llm."
+    for line in ("LlmModule: void load()", "LlmModule: void prefillPrompt(java.lang.String)",
+                 "LlmModule: void prefillImages(float[], int, int, int)", "LlmModule: void close()",
+                 f"LlmModule: void generate(java.lang.String, int, {llm}LlmCallback, boolean)",
+                 "LlmCallback: void onError(int, java.lang.String)"):
+        assert llm + line in recorded
+    stale = [r for r in recorded if r.startswith(llm + "LlmModule: ") and (" int load()" in r or ": long " in r
+                                                                           or ": int generate(" in r)]
+    assert stale == []
+
+
+UPSTREAM = Path("/work/.mirror/pytorch+executorch/repo")
+KOTLIN = "extension/android/executorch_android/src/main/java/org/pytorch/executorch/"
+KT_TYPES = {"Int": "int", "Float": "float", "Boolean": "boolean", "String": "java.lang.String", "IntArray": "int[]",
+            "FloatArray": "float[]", "ByteArray": "byte[]", "Throwable": "java.lang.Throwable",
+            "LlmCallback": "org.pytorch.executorch.extension.llm.LlmCallback"}
+KT_FUN = re.compile(r"^\s*(?:@\w+\s+)*(?:override\s+)?fun\s+(\w+)\(([^)]*)\)\s*(:\s*[\w?]+)?", re.M)
+
+
+def kotlin_void_methods(source: str) -> set[str]:
+    """`void name(java types)` for each public `fun` with no return type (KT_FUN skips private ones)."""
+    out = set()
+    for m in KT_FUN.finditer(source):
+        if m.group(3):
+            continue
+        params = [p.split(":")[1].strip().rstrip("?") for p in m.group(2).split(",") if ":" in p]
+        out.add(f"void {m.group(1)}({', '.join(KT_TYPES.get(p, p) for p in params)})")
+    return out
+
+
+@pytest.mark.skipif(not (UPSTREAM / "HEAD").exists(), reason="needs the ExecuTorch source snapshot (/work/.mirror)")
+def test_recorded_void_members_are_in_the_upstream_kotlin():
+    def show(path: str) -> str:
+        return subprocess.run(["git", "-C", str(UPSTREAM), "show", f"main:{path}"], capture_output=True,
+                              text=True, check=True).stdout
+
+    assert show("version.txt").startswith("1.5."), "the snapshot is not the 1.5 line the api-list was written from"
+    for cls, path in (("extension.llm.LlmModule", "extension/llm/LlmModule.kt"),
+                      ("extension.llm.LlmCallback", "extension/llm/LlmCallback.kt")):
+        upstream = kotlin_void_methods(show(KOTLIN + path))
+        prefix = f"org.pytorch.executorch.{cls}: "
+        recorded = {r[len(prefix):] for r in load_api_list(API_LIST) if r.startswith(prefix + "void ")}
+        assert recorded and recorded <= upstream, sorted(recorded - upstream)
+    ere = show(KOTLIN + "ExecutorchRuntimeException.kt")  # open class, `val errorCode` -> getErrorCode()
+    assert re.search(r"open class ExecutorchRuntimeException\s+@DoNotStrip\s+constructor\(\s+val errorCode: Int,"
+                     r"\s+details: String\?,\s+\) : RuntimeException\(", ere)

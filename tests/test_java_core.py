@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "android_demo" / "core" / "src"
 VECTORS = ROOT / "tests" / "vectors"
 TEST_CLASSES = ["ThinkingBudgetTest", "TilingTest", "ChatTemplateTest", "GenerationStatsTest", "BundleManifestTest",
-                "RunnerModelTest", "ChatEngineTest", "BenchmarkTest"]
-N_TESTS = 19  # @Test methods in the eight classes
+                "RunnerModelTest", "ChatEngineTest", "BenchmarkTest", "RunnerExceptionTest"]
+N_TESTS = 22  # @Test methods in the nine classes
 
 
 def compile_core(out: Path) -> str:

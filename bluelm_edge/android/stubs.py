@@ -2,7 +2,7 @@
 
 A stub cannot prove the phone has the API, so every class header and member the stubs declare
 must appear, with the same signature, in android_demo/stubs/api-list.txt, which is written from
-the pinned upstream versions (Android API 34, ExecuTorch AAR 1.0.1). Signatures are compared as
+the pinned upstream versions (Android API 34, ExecuTorch AAR 1.5.1). Signatures are compared as
 `javap -protected -constants` prints them, without access and non-signature modifiers.
 """
 

@@ -7,26 +7,30 @@ import com.bluelm.edge.core.RunnerException;
 import com.bluelm.edge.core.TokenCounter;
 import java.io.File;
 import java.io.IOException;
+import org.pytorch.executorch.ExecutorchRuntimeException;
 import org.pytorch.executorch.extension.llm.LlmCallback;
 import org.pytorch.executorch.extension.llm.LlmModule;
 
 /**
- * The core's {@link LlmRunner} over ExecuTorch's {@code LlmModule}. Members used (all in 1.0.1 and
- * 1.5.x): {@code LlmModule(int, String, String, float)}, {@code load()}, {@code prefillPrompt(String)},
- * {@code prefillImages(float[], int, int, int)}, {@code generate(String, int, LlmCallback, boolean)},
- * {@code stop()}, {@code resetContext()}, {@code resetNative()}; {@code LlmCallback.onResult/onStats}
- * and, from 1.5, {@code onError(int, String)}. Each is called as a statement, so the same source
- * builds against 1.0.1 (which returns codes: int/long) and 1.5 (which returns nothing and throws
- * {@code ExecutorchRuntimeException}, whose {@code getErrorCode()} is read here). On 1.0.1 a failed
- * generate returns 0 silently: the engine then sees no tokens and no stats and reports that.
+ * The core's {@link LlmRunner} over ExecuTorch 1.5.1's {@code LlmModule} (Kotlin; members used, as
+ * recorded in stubs/api-list.txt: {@code LlmModule(int, String, String, float)}, {@code void load()},
+ * {@code void prefillPrompt(String)}, {@code void prefillImages(float[], int, int, int)},
+ * {@code void generate(String, int, LlmCallback, boolean)}, {@code stop()}, {@code resetContext()},
+ * {@code close()}; {@code LlmCallback.onResult/onStats/onError}). A failed native call throws the
+ * unchecked {@code ExecutorchRuntimeException}: it becomes a {@link RunnerException} with its
+ * {@code getErrorCode()} and message ({@link RunnerException#fromExecutorch}). Any other runtime
+ * exception (IllegalArgumentException for a missing file, IllegalStateException for a closed
+ * module or a call from inside a callback) becomes one with {@link RunnerException#UNKNOWN}.
  */
 final class ModuleRunner implements LlmRunner {
 
+    private static final int CLOSE_TRIES = 40;
+    private static final long CLOSE_WAIT_MS = 50;
+
     private final LlmModule module;
 
-    ModuleRunner(File dir, BundleManifest manifest) {
-        module = new LlmModule(LlmModule.MODEL_TYPE_MULTIMODAL, new File(dir, manifest.program).getPath(),
-                new File(dir, "tokenizer.json").getPath(), 0.0f);
+    private ModuleRunner(LlmModule module) {
+        this.module = module;
     }
 
     /** The engine for a bundle: the module plus the token counter from its tokenizer.json. */
@@ -37,22 +41,21 @@ final class ModuleRunner implements LlmRunner {
         } catch (org.json.JSONException e) {
             throw new IOException("tokenizer.json is not a Hugging Face tokenizer: " + e.getMessage());
         }
-        try {
-            return new ChatEngine(new ModuleRunner(dir, manifest), manifest, counter);
-        } catch (RuntimeException e) { // 1.5 validates the paths and creates the runner here
+        LlmModule module;
+        try { // 1.5 checks the files and creates the native runner here
+            module = new LlmModule(LlmModule.MODEL_TYPE_MULTIMODAL, new File(dir, manifest.program).getPath(),
+                    new File(dir, "tokenizer.json").getPath(), 0.0f);
+        } catch (RuntimeException e) {
             throw failure("create", e);
         }
+        return new ChatEngine(new ModuleRunner(module), manifest, counter);
     }
 
-    static RunnerException failure(String call, Throwable t) {
-        int code = RunnerException.UNKNOWN;
-        try {
-            Object c = t.getClass().getMethod("getErrorCode").invoke(t);
-            code = ((Integer) c).intValue();
-        } catch (Exception notExecutorch) {
-            code = RunnerException.UNKNOWN;
+    static RunnerException failure(String call, RuntimeException e) {
+        if (e instanceof ExecutorchRuntimeException) {
+            return RunnerException.fromExecutorch(call, ((ExecutorchRuntimeException) e).getErrorCode(), e.getMessage());
         }
-        return new RunnerException(call, code, String.valueOf(t.getMessage()));
+        return new RunnerException(call, RunnerException.UNKNOWN, String.valueOf(e.getMessage()));
     }
 
     @Override
@@ -82,6 +85,7 @@ final class ModuleRunner implements LlmRunner {
         }
     }
 
+    /** 1.5 reports a failed generate twice, onError(code, message) and then the exception: the exception wins. */
     @Override
     public void generate(String prompt, int seqLen, final Callback callback) throws RunnerException {
         try {
@@ -93,7 +97,7 @@ final class ModuleRunner implements LlmRunner {
 
     @Override
     public void stop() {
-        module.stop();
+        module.stop(); // returns at once after close(); never throws
     }
 
     @Override
@@ -105,12 +109,33 @@ final class ModuleRunner implements LlmRunner {
         }
     }
 
+    /**
+     * 1.5's close() throws IllegalStateException while a call runs; the app has called stop(), so
+     * wait for the generate to end (up to {@code CLOSE_TRIES * CLOSE_WAIT_MS}). If it is still
+     * running then, the native module is left to fbjni's HybridData destructor (freed when collected).
+     */
     @Override
     public void close() {
-        module.resetNative();
+        for (int i = 0; ; i++) {
+            try {
+                module.close();
+                return;
+            } catch (IllegalStateException running) {
+                if (i == CLOSE_TRIES) {
+                    return;
+                }
+                module.stop();
+                try {
+                    Thread.sleep(CLOSE_WAIT_MS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return;
+                }
+            }
+        }
     }
 
-    /** LlmCallback to the core's callback; onError is 1.5's (a plain method for 1.0.1). */
+    /** LlmCallback to the core's callback. */
     private static final class Bridge implements LlmCallback {
         private final Callback cb;
 
@@ -128,6 +153,7 @@ final class ModuleRunner implements LlmRunner {
             cb.onStats(json);
         }
 
+        @Override
         public void onError(int code, String message) {
             cb.onError(code, message);
         }

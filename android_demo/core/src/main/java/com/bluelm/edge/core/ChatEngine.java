@@ -270,7 +270,7 @@ public final class ChatEngine {
             errorMessage = message;
         }
 
-        /** This call's stats; a call that failed silently (1.0.x API) or reported an error throws. */
+        /** This call's stats; a call that reported an error, or nothing at all (no tokens, no stats), throws. */
         GenerationStats finish() throws RunnerException {
             if (errorMessage != null) {
                 throw new RunnerException("generate", errorCode, errorMessage);
