@@ -129,7 +129,7 @@ def curve_checks(curve: dict[str, dict]) -> dict[str, list[str]]:
     labels = list(curve)
     floor = curve.get("0")
     below = [b for b in labels if floor and curve[b]["accuracy"] < floor["accuracy"] - _half(curve[b])]
-    drops = [b for prev, b in zip(labels, labels[1:])
+    drops = [b for prev, b in zip(labels, labels[1:], strict=False)
              if curve[b]["accuracy"] < curve[prev]["accuracy"] - _half(curve[b])]
     return {"below_no_thinking": below, "drops": drops}
 
