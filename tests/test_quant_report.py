@@ -75,14 +75,15 @@ def test_verified_decoding_gives_the_quantized_models_own_greedy_tokens():
 @pytest.mark.slow
 def test_trained_stand_in_meets_the_issue_thresholds():
     """Issue 4's bar on the shipped checkpoint, as the run of `eval --compare ... --limit 6` in
-    benchmarks/RESULTS.md: 6 held-out examples a task (48; one example = 2.1 points), greedy
-    accuracy at budgets 0 and none (decoded draft-and-verify), 16 default calibration samples."""
+    benchmarks/RESULTS.md: 12 held-out examples a task (96; one example = 1.04 points, finer than
+    the 2-point bar, which at 48 would mean "no example lost"), greedy accuracy at budgets 0 and
+    none (decoded draft-and-verify), 16 default calibration samples."""
     import json
 
     from bluelm_edge.quant.report import compare_recipes
 
     r = compare_recipes(DEFAULT_MODEL_DIR, ["xnnpack-8da4w", "qnn-16a4w", "mediatek-a16w4"], samples=16,
-                        heldout=48, accuracy_examples=48, budgets=(0, None))
+                        heldout=96, accuracy_examples=96, budgets=(0, None))
     print(json.dumps(r, indent=1))
     fp32 = r["fp32"]
     assert fp32["accuracy_budget_none"] >= 0.75  # the stand-in answers (its own bar is issue 3's)
