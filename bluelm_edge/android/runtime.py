@@ -52,20 +52,13 @@ def _problems(data: Any) -> list[str]:
     if not isinstance(data, dict) or data.get("schema_version") != 1:
         return ["schema_version is not 1"]
     out = [f"{k} is not a version" for k in ("executorch", "fbjni", "nativeloader")
-           if not _is_version(data.get(k))]
+           if not contract.is_version(data.get(k))]
     flavours = data.get("flavours") or {}
     out += [f"flavours.{b} missing" for b in contract.BACKENDS if b not in flavours]
     out += [f"flavours.{b}.{k} missing" for b in flavours for k in FLAVOUR_KEYS if k not in flavours[b]]
-    if "qnn" in flavours and not _is_version(flavours["qnn"].get("qnn_runtime")):
+    if "qnn" in flavours and not contract.is_version(flavours["qnn"].get("qnn_runtime")):
         out.append("flavours.qnn.qnn_runtime is not a version")
     return out
-
-
-def _is_version(value: Any) -> bool:
-    try:
-        return isinstance(value, str) and bool(contract.release(value))
-    except ValueError:
-        return False
 
 
 def carried_version(runtime: dict[str, Any] | None = None) -> str:

@@ -153,16 +153,9 @@ def _check_keys(manifest: dict[str, Any]) -> list[str]:
     app = manifest.get("app", {})
     problems += [f"manifest.json: app.{k} missing" for k in APP_KEYS if not isinstance(app, dict) or k not in app]
     runtime = manifest.get("runtime")  # absent in bundles from before it was recorded
-    if runtime is not None and not _is_version((runtime or {}).get("min_runtime")):
+    if runtime is not None and not contract.is_version((runtime or {}).get("min_runtime")):
         problems.append("manifest.json: runtime.min_runtime is not a version; re-export the bundle")
     return problems
-
-
-def _is_version(value: Any) -> bool:
-    try:
-        return isinstance(value, str) and bool(contract.release(value))
-    except ValueError:
-        return False
 
 
 def _check_files(folder: Path, manifest: dict[str, Any]) -> list[str]:

@@ -172,6 +172,11 @@ def release(version: str) -> tuple[int, int, int]:
     return int(m[1]), int(m[2]), int(m[3] or 0)
 
 
+def is_version(value: Any) -> bool:
+    """Whether `value` is a version string `release` reads."""
+    return isinstance(value, str) and VERSION_RE.match(value.strip()) is not None
+
+
 def runtime_section(exporter: str, backend: str, qnn_sdk: str | None = None) -> dict[str, Any]:
     """The manifest's `runtime` object for a program written by executorch `exporter`."""
     section: dict[str, Any] = {"executorch": exporter, "min_runtime": ".".join(map(str, release(exporter)))}

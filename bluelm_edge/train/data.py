@@ -25,6 +25,7 @@ from bluelm_edge.text.tokenizer import Tokenizer, train_tokenizer
 from bluelm_edge.train.tasks import Example, Task, train_example
 
 SHORT_CUT = 12  # words: about 24 tokens of a trace
+SHORT_SHARE = 0.45  # default share of the cuts that fall within the first SHORT_CUT words
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class Mix:
 
     no_think: float = 0.25  # answer only, non-thinking template
     cut: float = 0.15  # thinking cut at a random word, closed by the budget message
-    short: float = 0.45  # share of the cuts that fall within the first SHORT_CUT words
+    short: float = SHORT_SHARE  # share of the cuts within the first SHORT_CUT words
 
 
 @dataclass
@@ -56,7 +57,7 @@ class Batch:
 
 # ---- one example -> messages ------------------------------------------------------------------
 def example_messages(ex: Example, form: str, rng: random.Random | None = None,
-                     short: float = 0.45) -> list[Message]:
+                     short: float = SHORT_SHARE) -> list[Message]:
     """Chat messages for an example; form is "think", "no_think" or "cut" (needs rng; `short` is
     the share of cuts within the first SHORT_CUT words)."""
     images = [ex.image()] if ex.image_spec is not None else []
@@ -70,7 +71,7 @@ def example_messages(ex: Example, form: str, rng: random.Random | None = None,
     return [user, Message("assistant", ex.answer, thinking=thinking, thinking_truncated=cut)]
 
 
-def _cut_point(n_words: int, rng: random.Random, short: float = 0.45) -> int:
+def _cut_point(n_words: int, rng: random.Random, short: float = SHORT_SHARE) -> int:
     """Words kept before the budget cut. 10%: the whole trace, which the controller also closes
     when a trace is exactly as long as the budget (the answer must not change then); `short`
     (default 45%): within the first SHORT_CUT words, so small budgets (a few trace steps, or none)

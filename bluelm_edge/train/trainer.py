@@ -51,7 +51,7 @@ class TrainConfig:
     task_weights: dict[str, float] = field(default_factory=dict)  # overrides of the registry's Task.weight
     no_think: float = 0.25
     cut: float = 0.15
-    short_cut: float = 0.45  # share of the cuts within the first data.SHORT_CUT words
+    short_cut: float = data.SHORT_SHARE  # share of the cuts within the first data.SHORT_CUT words
     vocab_size: int = 384
     eval_every: int = 250
     eval_size: int = 16  # held-out examples per task and form for the periodic evaluation
