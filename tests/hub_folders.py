@@ -118,5 +118,13 @@ def hf_model(path: Path):
     return transformers.AutoModelForCausalLM.from_pretrained(str(path), dtype="float32").eval()
 
 
+def renderer(family: str, template: str, tokens: dict):
+    """The `text/segments.Renderer` a bundle of this test family gets (Qwen3: thinking switch and tags)."""
+    from bluelm_edge.text.segments import Renderer, content_parts
+
+    think = ("enable_thinking", "<think>", "</think>") if family == "qwen3" else (None, None, None)
+    return Renderer(template, tokens, think[0], content_parts(template, tokens), think[1], think[2])
+
+
 def read_vectors() -> dict:
     return json.loads((VECTORS / "hf_chat_templates.json").read_text())

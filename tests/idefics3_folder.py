@@ -12,13 +12,7 @@ from pathlib import Path
 
 import torch
 
-TEMPLATE = (
-    "<|im_start|>{% for message in messages %}{{ message['role'] | capitalize }}"
-    "{% if message['content'][0]['type'] == 'image' %}{{ ':' }}{% else %}{{ ': ' }}{% endif %}"
-    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{ line['text'] }}"
-    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n"
-    "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
-)
+TEMPLATE = (Path(__file__).parent / "vectors" / "templates" / "smolvlm.jinja").read_text()  # SmolVLM-Instruct's
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<fake_token_around_image>", "<global-img>",
             *[f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)], "<image>"]
 CORPUS = ["User: What is in this image?\nAssistant: A red square on a blue field.",
@@ -40,6 +34,16 @@ def tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<end_of_utterance>",
                                    pad_token="<|endoftext|>", unk_token="<|endoftext|>",
                                    extra_special_tokens={"image_token": "<image>"})
+
+
+def make_processor():
+    """The folder's processor alone (tokenizer + image processor + chat template), for the template vectors."""
+    import transformers
+
+    image_proc = transformers.Idefics3ImageProcessor(
+        size={"longest_edge": LONGEST}, max_image_size={"longest_edge": TILE}, image_mean=[0.5] * 3, image_std=[0.5] * 3
+    )
+    return transformers.Idefics3Processor(image_proc, tokenizer(), image_seq_len=SEQ, chat_template=TEMPLATE)
 
 
 def make_folder(path: Path, seed: int = 0, tied: bool = False):

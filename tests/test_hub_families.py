@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hub_folders import FAMILIES, TEMPLATES, hf_model, hf_tokenizer, make_folder, read_vectors
+from hub_folders import FAMILIES, TEMPLATES, hf_model, hf_tokenizer, make_folder, read_vectors, renderer
 from typer.testing import CliRunner
 
 from bluelm_edge.cli.main import app
@@ -54,16 +54,45 @@ def _hf_prompt(folder: Path, messages: list[dict], think: bool) -> str:
 
 # ---- chat templates: shared vectors, ours == transformers ------------------------------------------
 def test_template_vectors_equal_ours_and_transformers(folders):
+    from idefics3_folder import make_processor
+
     cases = read_vectors()["cases"]
-    assert len(cases) == 60 and {c["family"] for c in cases} == set(FAMILIES)
+    assert len(cases) == 70 and {c["family"] for c in cases} == {*FAMILIES, "smolvlm"}
+    processor = make_processor()
     for case in cases:
         template = (TEMPLATES / case["template"]).read_text()
         ours = render_template(template, case["messages"], add_generation_prompt=case["add_generation_prompt"],
                                special=case["tokens"], **case["variables"])
         assert ours == case["expected"], (case["family"], case["case"], case["variables"])
-        theirs = hf_tokenizer(folders[case["family"]]).apply_chat_template(
+        hf = processor if case["family"] == "smolvlm" else hf_tokenizer(folders[case["family"]])
+        theirs = hf.apply_chat_template(
             case["messages"], tokenize=False, add_generation_prompt=case["add_generation_prompt"], **case["variables"])
         assert theirs == case["expected"], (case["family"], case["case"])
+
+
+def test_segments_are_derived_and_render_every_vector():
+    """The app's form of each template (text/segments) is what the vectors hold, and renders every case."""
+    from bluelm_edge.text import segments
+
+    vectors = read_vectors()
+    families = {c["template"]: (c["family"], c["tokens"]) for c in vectors["cases"]}
+    for name, (family, tokens) in families.items():
+        assert segments.derive(renderer(family, (TEMPLATES / name).read_text(), tokens)) == vectors["segments"][name]
+    for case in vectors["cases"]:
+        got = segments.render(vectors["segments"][case["template"]], case["turns"],
+                              think=case["variables"].get("enable_thinking", True),
+                              add_generation_prompt=case["add_generation_prompt"])
+        assert got == case["expected"], (case["family"], case["case"], case["variables"])
+
+
+def test_a_template_the_app_cannot_mirror_gets_no_segments():
+    """A template whose headers depend on the turn number cannot be cut: no segments, and why."""
+    from bluelm_edge.text import segments
+
+    numbered = "{% for m in messages %}[{{ loop.index }}] {{ m.role }}: {{ m.content }}\n{% endfor %}" \
+               "{% if add_generation_prompt %}assistant:{% endif %}"
+    seg, why = segments.derive_or_reason(segments.Renderer(numbered, {}))
+    assert seg is None and why.startswith("they do not reproduce the template")
 
 
 def test_qwen3_thinking_switch_is_the_templates_own():

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bluelm_edge.model.config import NO_TOKEN, SpecialTokenIds
+from bluelm_edge.text import segments
 from bluelm_edge.text.chat import Message, render
 from bluelm_edge.text.template import render_template
 from bluelm_edge.text.thinking import BUDGET_MESSAGE, WAIT_MESSAGE
@@ -98,11 +99,21 @@ class TemplateFormat:
     def conversation_ids(self, messages: list[Message], *, think: bool) -> list[int]:
         return self.tokenizer.encode(self.render_text(messages, think=think, add_generation_prompt=False))
 
+    def renderer(self) -> segments.Renderer:
+        """The template as `text/segments` cuts it into the app's form."""
+        t = self.thinking
+        return segments.Renderer(self.template, self.special, t.switch if t else None,
+                                 segments.content_parts(self.template, self.special),
+                                 t.think_start if t else None, t.think_end if t else None)
+
     def manifest(self) -> dict[str, Any]:
+        """`segments`: the template in the app's form, or None and `segments_problem` saying why."""
         ids = {k: v for k, v in asdict(self.tokens).items() if k not in ("pad", "more_eos")}
         tokens = {k: self.tokenizer.id_to_token(v) if v != NO_TOKEN else None for k, v in ids.items()}
+        seg, problem = segments.derive_or_reason(self.renderer())
         return {"family": self.name, "chat_template": self.template, "template_tokens": self.special,
-                "thinking": asdict(self.thinking) if self.thinking else None, "tokens": tokens}
+                "thinking": asdict(self.thinking) if self.thinking else None, "tokens": tokens,
+                "segments": seg, "segments_problem": problem}
 
 
 def _as_dict(m: Message, think: bool) -> dict[str, Any]:
