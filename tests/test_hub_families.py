@@ -272,6 +272,19 @@ def test_bundle_manifest_carries_the_family(hub_bundles):
     assert app["thinking"]["budget_message"] == QWEN3_BUDGET_MESSAGE and app["thinking"]["budget_suffix"] == "\n\n"
     assert app["tokens"]["think_start"] == "<think>" and app["token_ids"]["image"] == -1
     assert json.loads((hub_bundles["llama"] / "manifest.json").read_text())["app"]["chat"]["thinking"] is None
+    assert app["chat"]["segments"] == read_vectors()["segments"]["qwen3.jinja"] and app["chat"]["segments_problem"] is None
+
+
+@pytest.mark.slow
+def test_app_vectors_hold_this_exporters_app_section(hub_bundles):
+    """chat_engine_hub.json (the Java ChatEngine's family cases) carries what this exporter writes."""
+    from hub_folders import VECTORS
+
+    sets = {s["family"]: s for s in json.loads((VECTORS / "chat_engine_hub.json").read_text())["sets"]}
+    app = json.loads((hub_bundles["qwen3"] / "manifest.json").read_text())["app"]
+    vec = sets["qwen3"]["manifest"]["app"]
+    assert {k: app[k] for k in ("chat", "tokens", "token_ids", "thinking", "eos_ids")} == \
+        {k: vec[k] for k in ("chat", "tokens", "token_ids", "thinking", "eos_ids")}
 
 
 @pytest.mark.slow

@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "android_demo" / "core" / "src"
 VECTORS = ROOT / "tests" / "vectors"
 TEST_CLASSES = ["ThinkingBudgetTest", "TilingTest", "ChatTemplateTest", "GenerationStatsTest", "BundleManifestTest",
-                "RunnerModelTest", "ChatEngineTest", "BenchmarkTest", "RunnerExceptionTest"]
-N_TESTS = 22  # @Test methods in the nine classes
+                "RunnerModelTest", "ChatEngineTest", "BenchmarkTest", "RunnerExceptionTest", "TemplateSegmentsTest"]
+N_TESTS = 28  # @Test methods in the ten classes
 
 
 def compile_core(out: Path) -> str:
@@ -59,7 +59,7 @@ def run_junit(classpath: str, vectors: Path, classes: list[str] | None = None) -
 
 def test_core_passes_on_shared_vectors(classpath):
     for name in ("thinking_budget.json", "chat_template.json", "tiling.json", "runner_behaviour.json",
-                 "chat_engine.json"):
+                 "chat_engine.json", "hf_chat_templates.json", "chat_engine_hub.json"):
         assert (VECTORS / name).is_file(), f"{name} missing: strict mode would fail"
     proc = run_junit(classpath, VECTORS)
     assert proc.returncode == 0, proc.stdout[-3000:]
@@ -129,21 +129,22 @@ def _break_tiling(doc: dict) -> str:
 
 
 def _python_thinking_agrees(doc: dict) -> bool:
-    from bluelm_edge.text.thinking import ThinkingBudget
+    from test_thinking import run_case
 
-    tok = doc["tokens"]
-    for c in doc["cases"]:
-        ctl = ThinkingBudget(think_start=tok["think_start"], think_end=tok["think_end"], eos=[tok["eos"]],
-                             budget=c["budget"], budget_message=doc["budget_message"], min_thinking=c["min_thinking"],
-                             wait_message=doc["wait_message"], prompt_opened=c["prompt_opened"])
-        emitted: list[list] = []
-        for piece in c["sampled"]:
-            emitted += [[e.token, e.forced] for e in ctl.step(piece)]
-            if emitted and emitted[-1][0] == tok["eos"]:
-                break
-        if emitted != c["emitted"] or ctl.thinking_tokens != c["thinking_tokens"]:
-            return False
-    return True
+    return all(run_case(doc, c) == (c["emitted"], c["thinking_tokens"]) for c in doc["cases"])
+
+
+def _break_segments(doc: dict) -> str:
+    case = next(c for c in doc["cases"] if c["family"] == "smolvlm" and c["case"] == "two_images")
+    case["expected"] = case["expected"].replace("User:<image>", "User: <image>")  # the text-first header
+    return "smolvlm two_images"
+
+
+def _python_segments_agree(doc: dict) -> bool:
+    from bluelm_edge.text.segments import render
+
+    return all(render(doc["segments"][c["template"]], c["turns"], think=c["variables"].get("enable_thinking", True),
+                      add_generation_prompt=c["add_generation_prompt"]) == c["expected"] for c in doc["cases"])
 
 
 def _python_chat_agrees(doc: dict) -> bool:
@@ -173,6 +174,7 @@ BREAKS = {
     "thinking_budget.json": (_break_thinking, _python_thinking_agrees),
     "chat_template.json": (_break_chat, _python_chat_agrees),
     "tiling.json": (_break_tiling, _python_tiling_agrees),
+    "hf_chat_templates.json": (_break_segments, _python_segments_agree),
 }
 
 

@@ -26,6 +26,7 @@ def run_case(doc: dict, case: dict) -> tuple[list[list], int]:
         min_thinking=case["min_thinking"],
         wait_message=doc["wait_message"],
         prompt_opened=case["prompt_opened"],
+        budget_suffix=case.get("budget_suffix", ()),
     )
     emitted: list[list] = []
     for piece in case["sampled"]:

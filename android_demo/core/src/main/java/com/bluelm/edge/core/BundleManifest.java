@@ -62,6 +62,14 @@ public final class BundleManifest {
     public Integer defaultBudget;
     public String budgetMessage;
     public String waitMessage;
+    /** {@code app.thinking.budget_suffix}: forced after {@code </think>} when the budget runs out (Qwen3: "\n\n"). */
+    public String budgetSuffix = "";
+    /** {@code app.chat.family}: the model family whose format the bundle's chat uses. */
+    public String family = "bluelm";
+    /** The family thinks (its format has a thinking block and the bundle names its tags). */
+    public boolean thinks;
+    /** How the chat is rendered: BlueLM's template or the checkpoint's, cut into segments. */
+    public PromptFormat format;
     public int tileSize;
     public int maxTiles;
     public int tokensPerTile;
@@ -124,7 +132,7 @@ public final class BundleManifest {
         }
     }
 
-    private static void readApp(BundleManifest m, JSONObject app) throws JSONException {
+    private static void readApp(BundleManifest m, JSONObject app) throws JSONException, ManifestException {
         m.maxContext = app.getInt("max_context");
         m.vocabSize = app.getInt("vocab_size");
         JSONArray eos = app.getJSONArray("eos_ids");
@@ -134,7 +142,7 @@ public final class BundleManifest {
         JSONObject tokens = app.getJSONObject("tokens");
         for (Iterator<?> it = tokens.keys(); it.hasNext();) {
             String k = (String) it.next();
-            m.tokens.put(k, tokens.getString(k));
+            m.tokens.put(k, tokens.isNull(k) ? null : tokens.getString(k)); // null: the family has none
         }
         JSONObject ids = app.getJSONObject("token_ids");
         for (Iterator<?> it = ids.keys(); it.hasNext();) {
@@ -146,7 +154,27 @@ public final class BundleManifest {
                 : Integer.valueOf(thinking.getInt("default_budget"));
         m.budgetMessage = thinking.getString("budget_message");
         m.waitMessage = thinking.getString("wait_message");
+        m.budgetSuffix = thinking.optString("budget_suffix", "");
         readImage(m, app.getJSONObject("image"));
+        readChat(m, app.optJSONObject("chat"));
+    }
+
+    /** {@code app.chat}: BlueLM's own format, or the checkpoint's template as segments (or why not). */
+    private static void readChat(BundleManifest m, JSONObject chat) throws JSONException, ManifestException {
+        boolean own = chat == null || chat.isNull("chat_template");
+        m.family = chat == null ? "bluelm" : chat.optString("family", "bluelm");
+        boolean declared = own || (chat.has("thinking") && !chat.isNull("thinking"));
+        m.thinks = declared && m.tokens.get("think_start") != null && m.tokens.get("think_end") != null;
+        if (own) {
+            m.format = new ChatTemplate(m.tokens);
+        } else if (chat.optJSONObject("segments") != null) {
+            m.format = new TemplateSegments(chat.getJSONObject("segments"));
+        } else {
+            String why = chat.isNull("segments_problem") ? "the bundle carries no segments"
+                    : chat.optString("segments_problem", "the bundle carries no segments");
+            throw new ManifestException("the app cannot render " + m.family + "'s chat template (" + why
+                    + "); chat with it on the host (bluelm-edge run)");
+        }
     }
 
     private static void readImage(BundleManifest m, JSONObject img) throws JSONException {
@@ -177,8 +205,8 @@ public final class BundleManifest {
             require(!f.path.equals("manifest.json"), "must not list itself");
         }
         require(!lowered || file(program) != null, "program '" + program + "' is not in files");
-        require(tokens.containsKey("think_start") && tokens.containsKey("think_end")
-                && tokens.containsKey("eos"), "app.tokens needs think_start, think_end and eos");
+        require(tokens.get("eos") != null, "app.tokens needs eos");
+        require(!(format instanceof ChatTemplate) || thinks, "app.tokens needs think_start and think_end");
         require(std[0] != 0 && std[1] != 0 && std[2] != 0, "app.image.std must not be 0");
     }
 

@@ -23,8 +23,11 @@ import java.util.List;
  * <li><b>Every call is checked:</b> a failed load/prefill/generate ends the answer with
  * {@code finish = "error"} and the runner's code and message on one line.
  * </ul>
+ * The prompt is the family's ({@link PromptFormat} from the manifest: BlueLM's template or the
+ * checkpoint's own, as segments); a family that cannot think always answers without thinking.
  * Multi-turn: after a non-thinking answer that ended with EOS (never cached) the cache is kept and
- * the next non-thinking turn continues it with {@code </s>} + the user turn; otherwise the history
+ * the next non-thinking turn continues it ({@link PromptFormat#continuation}: BlueLM's
+ * {@code </s>} + the user turn) where the format allows; otherwise the history
  * (text; an image goes with its own message only) is rendered through the chat template and
  * re-prefilled (the cache would hold the thinking, which the template drops for earlier turns). Blocking: call from
  * a worker thread; {@link #stop()} from any thread.
@@ -95,27 +98,44 @@ public final class ChatEngine {
      * @param budget null unlimited, 0 non-thinking, N &gt; 0 at most N thinking tokens
      */
     public GenerationStats answer(String user, List<float[]> tiles, Integer budget, Listener listener) {
-        boolean think = budget == null || budget.intValue() != 0;
-        boolean keep = cacheHoldsHistory && !think && tiles.isEmpty();
-        ChatTemplate template = new ChatTemplate(manifest.tokens);
+        PromptFormat format = manifest.format;
+        if (!tiles.isEmpty() && !format.appImages()) {
+            return failed("images", "this app cannot prepare images for the " + manifest.family
+                    + " model yet; send the message without the image");
+        }
+        boolean think = thinking(budget);
+        String continued = cacheHoldsHistory && !think && tiles.isEmpty() && !history.isEmpty()
+                ? format.continuation(history.get(history.size() - 1).content, user) : null;
         String prompt;
-        if (keep) { // continue the cache: close the last answer, add the user turn
-            String turn = template.render(ChatTemplate.single(user, 0), false, true, Collections.<Integer>emptyList());
-            prompt = tok("eos") + turn.substring(tok("bos").length());
+        if (continued != null) { // continue the cache: close the last answer, add the user turn
+            prompt = continued;
         } else {
             List<ChatTemplate.Message> msgs = new ArrayList<ChatTemplate.Message>(history);
             msgs.add(new ChatTemplate.Message("user", user, tiles.isEmpty() ? 0 : 1, null));
             List<Integer> perImage = tiles.isEmpty() ? Collections.<Integer>emptyList()
                     : Collections.singletonList(Integer.valueOf(tiles.size() * manifest.tokensPerTile));
-            prompt = template.render(msgs, think, true, perImage) + (think ? tok("think_start") : "");
+            prompt = format.render(msgs, think, true, perImage) + (think ? tok("think_start") : "");
         }
         Collector answerText = new Collector(listener);
-        GenerationStats s = run(prompt, tiles, budget, answerText, !keep);
+        GenerationStats s = run(prompt, tiles, budget, answerText, continued == null);
         cacheHoldsHistory = s.error == null && s.finish.equals("eos") && !think && !eosCached;
         if (s.error == null) { // earlier turns keep their text; their images are not fed again
             history.add(new ChatTemplate.Message("user", user, 0, null));
             history.add(new ChatTemplate.Message("assistant", answerText.answer.toString(), 0, null));
         }
+        return s;
+    }
+
+    /** Thinking is on unless the budget is 0 or the family cannot think. */
+    private boolean thinking(Integer budget) {
+        return manifest.thinks && (budget == null || budget.intValue() != 0);
+    }
+
+    private static GenerationStats failed(String call, String message) {
+        GenerationStats s = new GenerationStats();
+        s.finish = "error";
+        s.error = new RunnerException(call, RunnerException.UNKNOWN, message).oneLine();
+        s.errorCode = RunnerException.UNKNOWN;
         return s;
     }
 
@@ -129,11 +149,13 @@ public final class ChatEngine {
             boolean fresh) {
         userStopped = false;
         eosCached = false;
-        boolean think = budget == null || budget.intValue() != 0;
+        boolean think = thinking(budget);
+        List<String> suffix = manifest.budgetSuffix.length() == 0 ? Collections.<String>emptyList()
+                : Collections.singletonList(manifest.budgetSuffix);
         ThinkingBudget tb = new ThinkingBudget(tok("think_start"), tok("think_end"),
-                Collections.singletonList(tok("eos")), budget,
+                Collections.singletonList(tok("eos")), think ? budget : Integer.valueOf(0),
                 Collections.singletonList(manifest.budgetMessage), 0,
-                Collections.singletonList(manifest.waitMessage), think);
+                Collections.singletonList(manifest.waitMessage), think, suffix);
         Segment seg = new Segment(tb, listener, think);
         GenerationStats total = null;
         try {

@@ -16,7 +16,7 @@ import java.util.Map;
  * assistant turn keeps its thinking; the generation prompt ends with {@code [|AI|]:}, so the
  * model opens {@code <think>} itself.
  */
-public final class ChatTemplate {
+public final class ChatTemplate implements PromptFormat {
 
     /** One chat message; {@code thinking} is the assistant's trace or null. */
     public static final class Message {
@@ -55,6 +55,7 @@ public final class ChatTemplate {
      * @param addGenerationPrompt the conversation ends with a user turn (which ends with the
      *     assistant prefix); otherwise it must end with an assistant turn
      */
+    @Override
     public String render(List<Message> messages, boolean think, boolean addGenerationPrompt,
             List<Integer> imageTokens) {
         StringBuilder sb = new StringBuilder(t("bos"));
@@ -81,6 +82,18 @@ public final class ChatTemplate {
             }
         }
         return sb.toString();
+    }
+
+    /** {@code </s>} closes the cached answer, then the user turn without its {@code <s>}. */
+    @Override
+    public String continuation(String lastAnswer, String user) {
+        String turn = render(single(user, 0), false, true, Collections.<Integer>emptyList());
+        return t("eos") + turn.substring(t("bos").length());
+    }
+
+    @Override
+    public boolean appImages() {
+        return true;
     }
 
     /** The generation prompt never opens {@code <think>}: the model (or the controller) does. */

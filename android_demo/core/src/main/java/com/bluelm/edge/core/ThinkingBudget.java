@@ -45,6 +45,7 @@ public final class ThinkingBudget {
     private final int minThinking;
     private final List<String> budgetMessage;
     private final List<String> waitMessage;
+    private final List<String> budgetSuffix;
     private int state;
     private int thinkingTokens;
 
@@ -55,6 +56,17 @@ public final class ThinkingBudget {
     public ThinkingBudget(String thinkStart, String thinkEnd, List<String> eos, Integer budget,
             List<String> budgetMessage, int minThinking, List<String> waitMessage,
             boolean promptOpened) {
+        this(thinkStart, thinkEnd, eos, budget, budgetMessage, minThinking, waitMessage, promptOpened,
+                Collections.<String>emptyList());
+    }
+
+    /**
+     * @param budgetSuffix pieces forced after the forced {@code </think>} when the budget runs out
+     *     (the family's {@code app.thinking.budget_suffix}; Qwen3: a blank line)
+     */
+    public ThinkingBudget(String thinkStart, String thinkEnd, List<String> eos, Integer budget,
+            List<String> budgetMessage, int minThinking, List<String> waitMessage,
+            boolean promptOpened, List<String> budgetSuffix) {
         if (budget != null && budget.intValue() < 0) {
             throw new IllegalArgumentException("thinking budget must be >= 0 or null, got " + budget);
         }
@@ -69,6 +81,7 @@ public final class ThinkingBudget {
         this.minThinking = minThinking;
         this.budgetMessage = new ArrayList<String>(budgetMessage);
         this.waitMessage = new ArrayList<String>(waitMessage);
+        this.budgetSuffix = new ArrayList<String>(budgetSuffix);
         if (budget != null && budget.intValue() == 0) {
             state = ANSWER;
         } else {
@@ -161,6 +174,7 @@ public final class ThinkingBudget {
             state = ANSWER;
             addForced(out, budgetMessage);
             out.add(new Emitted(thinkEnd, true));
+            addForced(out, budgetSuffix);
         }
         return out;
     }

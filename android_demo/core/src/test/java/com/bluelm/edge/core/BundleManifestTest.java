@@ -65,6 +65,29 @@ public class BundleManifestTest {
         BundleManifest.parse(manifest("1", "xyz"));
     }
 
+    /** A checkpoint family's manifest: its segments, tokens and thinking; without segments, one line why. */
+    @Test
+    public void familyManifestsCarryTheirFormat() throws Exception {
+        org.json.JSONArray sets = Vectors.load("chat_engine_hub.json").getJSONArray("sets");
+        BundleManifest qwen3 = BundleManifest.parse(sets.getJSONObject(0).getJSONObject("manifest").toString());
+        assertTrue(qwen3.format instanceof TemplateSegments);
+        assertTrue(qwen3.thinks);
+        assertEquals("\n\n", qwen3.budgetSuffix);
+        org.json.JSONObject smol = sets.getJSONObject(1).getJSONObject("manifest");
+        BundleManifest smollm2 = BundleManifest.parse(smol.toString());
+        assertTrue(!smollm2.thinks && smollm2.tokens.get("think_start") == null);
+        org.json.JSONObject chat = smol.getJSONObject("app").getJSONObject("chat");
+        chat.put("segments", org.json.JSONObject.NULL);
+        chat.put("segments_problem", "the template changes user content in a way the app cannot mirror");
+        try {
+            BundleManifest.parse(smol.toString());
+            fail("a template without segments accepted");
+        } catch (BundleManifest.ManifestException e) {
+            assertTrue(e.getMessage(), e.getMessage().contains("cannot render llama's chat template (the template "
+                    + "changes user content") && e.getMessage().indexOf('\n') < 0);
+        }
+    }
+
     @Test
     public void verifyFindsChangedFiles() throws Exception {
         File dir = tmp.newFolder("bundle");

@@ -70,6 +70,21 @@ public class ChatEngineTest {
         }
     }
 
+    /** The same engine on checkpoint families' bundles (qwen3 thinks with its own suffix; smollm2 cannot think). */
+    @Test
+    public void everyFamilyCaseMatches() throws Exception {
+        JSONArray sets = Vectors.load("chat_engine_hub.json").getJSONArray("sets");
+        assertTrue("no family sets", sets.length() >= 2);
+        for (int k = 0; k < sets.length(); k++) {
+            JSONObject v = sets.getJSONObject(k);
+            JSONArray cases = v.getJSONArray("cases");
+            assertTrue(v.getString("family") + ": no cases", cases.length() > 0);
+            for (int i = 0; i < cases.length(); i++) {
+                checkCase(v, cases.getJSONObject(i));
+            }
+        }
+    }
+
     private static void checkCase(JSONObject v, JSONObject c) throws Exception {
         String name = c.getString("name");
         JSONObject exp = c.getJSONObject("expect");

@@ -30,7 +30,8 @@ public class ThinkingBudgetTest {
         ThinkingBudget tb = new ThinkingBudget(tok.getString("think_start"), tok.getString("think_end"),
                 Collections.singletonList(eos), budget, Vectors.strings(v.getJSONArray("budget_message")),
                 c.getInt("min_thinking"), Vectors.strings(v.getJSONArray("wait_message")),
-                c.getBoolean("prompt_opened"));
+                c.getBoolean("prompt_opened"), c.has("budget_suffix")
+                        ? Vectors.strings(c.getJSONArray("budget_suffix")) : Collections.<String>emptyList());
         List<String> got = new ArrayList<String>();
         JSONArray sampled = c.getJSONArray("sampled");
         boolean done = false;
