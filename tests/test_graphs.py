@@ -28,6 +28,7 @@ VARIANTS = {
     "tiny": {},
     "qk_norm+bias": {"qk_norm": True, "attn_bias": True},
     "embed_norm+mha": {"embed_norm": True, "kv_heads": 8},
+    "llama3_rope": {"rope_original_context": 8, "rope_factor": 8.0, "rope_theta": 1e4},
 }
 
 

@@ -141,3 +141,21 @@ def test_runner_refuses_a_position_it_is_not_at(shipped):
         npu.text_decoder(torch.zeros(1, 2, cfg.decoder.dim), torch.arange(5, 7))
     with pytest.raises(ContextError, match="do not fit the 192-slot KV cache"):
         npu.text_decoder(torch.zeros(1, 193, cfg.decoder.dim), torch.arange(193))
+
+
+@torch.no_grad()
+def test_llama3_rope_scaling_reaches_the_npu_runner():
+    """A Llama 3.1+-style scaled RoPE: the metadata carries it, the runner's RoPE rows follow it, and
+    the static graphs give the eager logits past the original context."""
+    cfg = preset("tiny")
+    cfg.decoder.rope_original_context, cfg.decoder.rope_factor, cfg.decoder.rope_theta = 8, 8.0, 1e4
+    torch.manual_seed(0)
+    model = build_model(cfg.validate(), "cpu").eval()
+    model.decoder.init_buffers(torch.float32, None)
+    set_max_context(model, 64)
+    npu = _static(model, CHUNK)
+    assert contract.npu_rope_scaling(npu.meta) == (8.0, 1.0, 4.0, 8)
+    ids = torch.randint(11, cfg.decoder.vocab_size, (1, 40), generator=torch.Generator().manual_seed(3))
+    emb = model.token_embedding(ids)
+    ref, got = model.text_decoder(emb, torch.arange(40)), npu.text_decoder(emb, torch.arange(40))
+    assert (got - ref).abs().max() < 1e-4

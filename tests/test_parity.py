@@ -82,6 +82,31 @@ def test_tied_llama_head_shares_the_embedding(tmp_path):
         assert (ours.forward_full(ours.embed_tokens(ids)) - hf(ids).logits).abs().max() <= TOL
 
 
+def test_llama3_rope_scaling_matches_transformers(tmp_path):
+    """Llama 3.1/3.2's RoPE (rope_type "llama3"): long wavelengths scaled, the band between smoothed;
+    positions past the original context, where the scaling shows, prefilled whole and step by step."""
+    torch.manual_seed(0)
+    scaled = {"rope_type": "llama3", "factor": 4.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+              "original_max_position_embeddings": 16, "rope_theta": 1e4}
+    hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(**COMMON, rope_parameters=scaled)).eval()
+    _randomize_norms(hf)
+    hf.save_pretrained(tmp_path / "llama3")
+    ours, cfg = load_hf_llama(tmp_path / "llama3", max_seq_len=48)
+    assert cfg.rope_scaling() == (4.0, 1.0, 4.0, 16)
+    ids = torch.randint(0, 101, (1, 40), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ref = hf(ids).logits
+        embeds = ours.embed_tokens(ids)
+        ours(embeds[:, :30], torch.arange(30))
+        steps = [ours(embeds[:, i : i + 1], torch.tensor([i])) for i in range(30, 40)]
+        plain = transformers.LlamaForCausalLM(transformers.LlamaConfig(**COMMON, rope_theta=1e4)).eval()
+        plain.load_state_dict(hf.state_dict())
+        unscaled = plain(ids).logits
+    assert (ours.forward_full(embeds) - ref).abs().max() <= TOL
+    assert (torch.cat(steps, 1) - ref[:, 30:]).abs().max() <= TOL
+    assert (unscaled - ref)[:, 16:].abs().max() > 10 * TOL  # plain RoPE would fail the parity there
+
+
 def test_rope_scaling_is_refused_in_one_line(tmp_path):
     torch.manual_seed(0)
     scaled = {"rope_type": "linear", "factor": 2.0, "rope_theta": 1e4}

@@ -93,6 +93,9 @@ NPU_IO = {
 }
 NPU_METADATA_KEYS = ("get_prefill_chunk", "get_cache_len", "get_head_dim", "get_kv_heads", "get_rope_theta",
                      "get_mask_value", "get_pad_id", "get_graph_contract_version")
+# Llama 3 RoPE scaling (`DecoderConfig.rope_scaling`), written when the model has it; absent: plain RoPE
+NPU_ROPE_SCALING_KEYS = ("get_rope_factor", "get_rope_low_freq_factor", "get_rope_high_freq_factor",
+                         "get_rope_original_context")
 
 
 def npu_metadata(cfg: BlueLMConfig, prefill_chunk: int, vision_batch: int) -> dict[str, Any]:
@@ -105,7 +108,18 @@ def npu_metadata(cfg: BlueLMConfig, prefill_chunk: int, vision_batch: int) -> di
     out.update({"get_prefill_chunk": prefill_chunk, "get_cache_len": d.max_seq_len, "get_head_dim": int(d.head_dim),
                 "get_kv_heads": d.kv_heads, "get_rope_theta": float(d.rope_theta), "get_mask_value": MASK_VALUE,
                 "get_pad_id": cfg.tokens.pad, "get_graph_contract_version": NPU_GRAPH_CONTRACT_VERSION})
+    scaling = d.rope_scaling()
+    if scaling is not None:
+        out.update(zip(NPU_ROPE_SCALING_KEYS, (float(scaling[0]), float(scaling[1]), float(scaling[2]), scaling[3])))
     return out
+
+
+def npu_rope_scaling(meta: dict[str, Any]) -> tuple[float, float, float, int] | None:
+    """The Llama 3 RoPE scaling an NPU program's metadata declares, or None."""
+    if NPU_ROPE_SCALING_KEYS[3] not in meta:
+        return None
+    f, low, high, ctx = (meta[k] for k in NPU_ROPE_SCALING_KEYS)
+    return float(f), float(low), float(high), int(ctx)
 
 
 def npu_manifest(prefill_chunk: int) -> dict[str, Any]:

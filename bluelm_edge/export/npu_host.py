@@ -42,7 +42,8 @@ class NpuDecoder:
         self.vision_batch = int(meta["get_vision_batch"])
         self.max_context = self.cache_len
         self.max_prefill = self.cache_len  # the loop hands whole prompts; chunks are this runner's job
-        self.rope_cos, self.rope_sin = rope_tables(self.head_dim, self.cache_len, float(meta["get_rope_theta"]))
+        self.rope_cos, self.rope_sin = rope_tables(self.head_dim, self.cache_len, float(meta["get_rope_theta"]),
+                                                   contract.npu_rope_scaling(meta))
         self.calls = {contract.PREFILL: 0, contract.DECODE: 0}
         self.reset()
 

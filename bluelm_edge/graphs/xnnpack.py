@@ -124,7 +124,7 @@ class XnnpackForm(nn.Module):
         self.embed_norm = model.decoder.embed_norm if d.embed_norm else None
         self.layers = nn.ModuleList(Block(layer, d.max_seq_len) for layer in model.decoder.layers)
         self.norm, self.head = RmsLinear(model.decoder.norm), model.decoder.head
-        cos, sin = rope_tables(int(d.head_dim), d.max_seq_len, d.rope_theta)
+        cos, sin = rope_tables(int(d.head_dim), d.max_seq_len, d.rope_theta, d.rope_scaling())
         self.register_buffer("rope_cos", cos[:, None, :], persistent=False)  # [S, 1, hd]: no unsqueeze per call
         self.register_buffer("rope_sin", sin[:, None, :], persistent=False)
 

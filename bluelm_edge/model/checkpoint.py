@@ -15,6 +15,7 @@ import re
 import shutil
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -360,12 +361,23 @@ def _read_json(path: Path) -> dict:
         raise ConfigError(f"{path}: invalid JSON at line {err.lineno}: {err.msg}") from None
 
 
-def _rope_theta(hf: dict) -> float:
+def _rope(hf: dict) -> dict[str, Any]:
+    """DecoderConfig's RoPE fields: theta, and Llama 3.1+'s frequency scaling (rope_type "llama3")."""
     rope = hf.get("rope_parameters") or hf.get("rope_scaling") or {}
     kind = rope.get("rope_type", rope.get("type", "default"))
-    if kind != "default":
-        raise ConfigError(f"rope type {kind!r} is not supported (only default RoPE); use one without scaling")
-    return float(rope.get("rope_theta", hf.get("rope_theta", 10_000.0)))
+    out: dict[str, Any] = {"rope_theta": float(rope.get("rope_theta", hf.get("rope_theta", 10_000.0)))}
+    if kind == "llama3":
+        try:
+            out.update(rope_factor=float(rope["factor"]), rope_low_freq_factor=float(rope["low_freq_factor"]),
+                       rope_high_freq_factor=float(rope["high_freq_factor"]),
+                       rope_original_context=int(rope["original_max_position_embeddings"]))
+        except KeyError as err:
+            raise ConfigError(f"config.json: llama3 rope scaling without {err.args[0]!r}; re-download config.json"
+                              ) from None
+    elif kind != "default":
+        raise ConfigError(f"rope type {kind!r} is not supported (default and llama3 RoPE are); "
+                          "use a model without that scaling")
+    return out
 
 
 def hf_decoder_keys(tied: bool) -> KeyMap:
@@ -396,7 +408,7 @@ def _decoder_config_from_hf(hf: dict, max_seq_len: int | None) -> DecoderConfig:
     return DecoderConfig(
         vocab_size=hf["vocab_size"], dim=hf["hidden_size"], layers=hf["num_hidden_layers"], heads=heads,
         kv_heads=hf.get("num_key_value_heads") or heads, ffn_dim=hf["intermediate_size"],
-        rope_theta=_rope_theta(hf), norm_eps=hf.get("rms_norm_eps", 1e-6), qk_norm=kind == "qwen3",
+        **_rope(hf), norm_eps=hf.get("rms_norm_eps", 1e-6), qk_norm=kind == "qwen3",
         attn_bias=kind == "qwen2", tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
         max_seq_len=max_seq_len or min(hf.get("max_position_embeddings", 4096), 4096),
         head_dim=hf.get("head_dim") or hf["hidden_size"] // heads,

@@ -117,6 +117,11 @@ class DecoderConfig:
     tie_embeddings: bool = False
     max_seq_len: int = 4096  # KV cache length (the context)
     head_dim: int | None = None  # None: dim // heads
+    # Llama 3.1+'s RoPE frequency scaling (transformers' rope_type "llama3"); 0: plain RoPE
+    rope_original_context: int = 0
+    rope_factor: float = 1.0
+    rope_low_freq_factor: float = 1.0
+    rope_high_freq_factor: float = 4.0
 
     def __post_init__(self) -> None:
         if self.head_dim is None and self.heads and self.dim % self.heads == 0:
@@ -133,6 +138,15 @@ class DecoderConfig:
             f"decoder.kv_heads ({self.kv_heads}) must divide heads ({self.heads})",
         )
         _require(self.head_dim is not None and self.head_dim % 2 == 0, "decoder.head_dim must be even (RoPE)")
+        _require(self.rope_original_context >= 0 and self.rope_factor > 0
+                 and self.rope_high_freq_factor > self.rope_low_freq_factor > 0,
+                 "decoder.rope_*: Llama 3 RoPE scaling needs factor > 0 and high_freq_factor > low_freq_factor > 0")
+
+    def rope_scaling(self) -> tuple[float, float, float, int] | None:
+        """(factor, low_freq_factor, high_freq_factor, original context) of Llama 3 scaling, or None."""
+        if not self.rope_original_context:
+            return None
+        return self.rope_factor, self.rope_low_freq_factor, self.rope_high_freq_factor, self.rope_original_context
 
 
 @dataclass

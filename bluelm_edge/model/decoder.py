@@ -13,6 +13,8 @@ key table: rotate-half RoPE, q/k/v/o projections, gate/up/down MLP.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -38,12 +40,29 @@ class RMSNorm(nn.Module):
         return self.weight * h.to(x.dtype)
 
 
-def rope_tables(head_dim: int, max_seq_len: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos, sin: [max_seq_len, head_dim] in float32, rotate-half layout (each half repeated)."""
+def rope_tables(head_dim: int, max_seq_len: int, theta: float,
+                scaling: tuple[float, float, float, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin: [max_seq_len, head_dim] in float32, rotate-half layout (each half repeated).
+
+    `scaling`: Llama 3's (factor, low_freq_factor, high_freq_factor, original context)
+    (`DecoderConfig.rope_scaling()`), as transformers' rope_type "llama3" computes it."""
     inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
+    if scaling is not None:
+        inv_freq = _llama3_frequencies(inv_freq, *scaling)
     freqs = torch.arange(max_seq_len, dtype=torch.float32)[:, None] * inv_freq[None, :]
     emb = torch.cat([freqs, freqs], dim=-1)
     return emb.cos(), emb.sin()
+
+
+def _llama3_frequencies(inv_freq: torch.Tensor, factor: float, low: float, high: float, context: int
+                        ) -> torch.Tensor:
+    """Long wavelengths divided by `factor`, short ones kept, the band between interpolated."""
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > context / low, inv_freq / factor, inv_freq)
+    smooth = (context / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = (wavelen >= context / high) & (wavelen <= context / low)
+    return torch.where(medium, smoothed, scaled)
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -175,7 +194,8 @@ class Decoder(nn.Module):
 
     def init_buffers(self, dtype: torch.dtype, device: torch.device | str | None) -> None:
         """Create the RoPE tables (float32) and zeroed KV caches (`dtype`) on `device`."""
-        cos, sin = rope_tables(int(self.cfg.head_dim), self.cfg.max_seq_len, self.cfg.rope_theta)
+        cos, sin = rope_tables(int(self.cfg.head_dim), self.cfg.max_seq_len, self.cfg.rope_theta,
+                               self.cfg.rope_scaling())
         self.register_buffer("rope_cos", cos.to(device), persistent=False)
         self.register_buffer("rope_sin", sin.to(device), persistent=False)
         for layer in self.layers:
