@@ -15,10 +15,24 @@ from bluelm_edge.export.pipeline import ExportOptions, run_export
 pytestmark = pytest.mark.slow
 
 
-def test_quantized_pte_matches_quantized_eager(tmp_path):
-    opts = ExportOptions(preset="tiny", recipe="xnnpack-8da4w", max_context=128, out=tmp_path / "b",
-                         samples=4, benchmark=False)
-    result = run_export(opts, show=False)
+@pytest.fixture(scope="module")
+def quant_export(tmp_path_factory):
+    opts = ExportOptions(preset="tiny", recipe="xnnpack-8da4w", max_context=128,
+                         out=tmp_path_factory.mktemp("quant") / "b", samples=4, benchmark=False)
+    return run_export(opts, show=False)
+
+
+def test_plan_arithmetic_is_the_quantized_pte_but_its_graphs(quant_export):
+    """`plan`'s bytes (4-bit + a 16-bit scale per 32, 8-bit parts) vs the file: graphs + metadata apart."""
+    from bluelm_edge.cli.plan import plan_report
+
+    r = plan_report(quant_export.out, None, None, None, ["cpu"])
+    assert r["recipe"] == "xnnpack-8da4w"
+    assert 0 < r["program_file_bytes"] - r["program_bytes"] < 600_000
+
+
+def test_quantized_pte_matches_quantized_eager(quant_export):
+    result = quant_export
     assert verify_bundle(result.out) == []
     quality = result.summary()["quality"]
     assert quality["measured_on"] == "lowered .pte" and quality["samples"] >= 4

@@ -19,6 +19,7 @@ from bluelm_edge.errors import BlueLMError
 
 COMMAND_MODULES = [
     "bluelm_edge.cli.info",
+    "bluelm_edge.cli.plan",
     "bluelm_edge.cli.chat",
     "bluelm_edge.cli.doctor",
     "bluelm_edge.cli.export",
