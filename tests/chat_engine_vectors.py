@@ -88,6 +88,7 @@ def build(bundle: Path) -> dict[str, Any]:
     cases.append(case("second_turn_after_thinking_renders_the_history", "Hi", None, [h, think_end, sp, eos, w, eos],
                       shown=[["H", 1, 0], [" ", 0, 0]], thinking=0, finish="eos", kv=second_after_thinking + [w],
                       stops=0, steps=4, calls=1, resets=2, then={"user": "Again", "budget": 0, "shown": [["w", 0, 0]]}))
+    cases.append(two_images(app, enc, o, eos))
     used = sorted({i for c in cases for i in c["script"]} | {i for ids in encode.values() for i in ids})
     return {
         "schema": "ChatEngine end-to-end over the Java runner model (tests/chat_engine_vectors.py): script = the "
@@ -100,8 +101,31 @@ def build(bundle: Path) -> dict[str, Any]:
     }
 
 
-def case(name: str, user: str, budget: int | None, script: list[int], **expect: Any) -> dict[str, Any]:
-    return {"name": name, "user": user, "budget": budget, "script": script, "expect": expect}
+def two_images(app: dict[str, Any], enc, o: int, eos: int) -> dict[str, Any]:
+    """Two images in one message (1 and 2 tiles): each prefilled where its placeholders are, the
+    text around them as prompts; the runner model marks an image position -1; temperature passed on."""
+    from bluelm_edge.text.chat import Message, render_text
+
+    n = app["image"]["tokens_per_tile"]
+    text = render_text([Message("user", "Hi", images=[None, None])], think=False, add_generation_prompt=True,
+                       image_tokens=[n, 2 * n])
+    pieces = text.split(app["tokens"]["image"])  # before, n-1 empty, between, 2n-1 empty, after
+    assert len(pieces) == 3 * n + 1 and not any(pieces[1:n]) and not any(pieces[n + 1:3 * n])
+    before, between, after = pieces[0], pieces[n], pieces[3 * n]
+    kv = enc(before) + [-1] * n + enc(between) + [-1] * (2 * n) + enc(after) + [o]
+    return case("two_images_are_prefilled_where_their_placeholders_are", "Hi", 0, [o, eos], images=[1, 2],
+                temperature=0.7, shown=[["o", 0, 0]], thinking=0, finish="eos", kv=kv, stops=0, steps=1, calls=1)
+
+
+def case(name: str, user: str, budget: int | None, script: list[int], images: list[int] | None = None,
+         temperature: float | None = None, **expect: Any) -> dict[str, Any]:
+    """One engine case; `images`: the tiles of each image of the message; `temperature`: set first."""
+    out = {"name": name, "user": user, "budget": budget, "script": script, "expect": expect}
+    if images:
+        out["images"] = images
+    if temperature is not None:
+        out["temperature"] = temperature
+    return out
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ public final class LlmModule implements java.io.Closeable {
     public LlmModule(int modelType, String modulePath, String tokenizerPath, float temperature) { throw new RuntimeException("Stub!"); }
     public final void load() { throw new RuntimeException("Stub!"); }
     public final void generate(String prompt, int seqLen, LlmCallback llmCallback, boolean echo) { throw new RuntimeException("Stub!"); }
+    public final void generate(String prompt, int seqLen, LlmCallback llmCallback, boolean echo, float temperature, int numBos, int numEos) { throw new RuntimeException("Stub!"); }
     public final void prefillImages(float[] image, int width, int height, int channels) { throw new RuntimeException("Stub!"); }
     public final void prefillPrompt(String prompt) { throw new RuntimeException("Stub!"); }
     public final void resetContext() { throw new RuntimeException("Stub!"); }

@@ -15,7 +15,7 @@ import org.pytorch.executorch.extension.llm.LlmModule;
  * The core's {@link LlmRunner} over ExecuTorch 1.5.1's {@code LlmModule} (Kotlin; members used, as
  * recorded in stubs/api-list.txt: {@code LlmModule(int, String, String, float)}, {@code void load()},
  * {@code void prefillPrompt(String)}, {@code void prefillImages(float[], int, int, int)},
- * {@code void generate(String, int, LlmCallback, boolean)}, {@code stop()}, {@code resetContext()},
+ * {@code void generate(String, int, LlmCallback, boolean, float, int, int)}, {@code stop()}, {@code resetContext()},
  * {@code close()}; {@code LlmCallback.onResult/onStats/onError}). A failed native call throws the
  * unchecked {@code ExecutorchRuntimeException}: it becomes a {@link RunnerException} with its
  * {@code getErrorCode()} and message ({@link RunnerException#fromExecutorch}). Any other runtime
@@ -87,9 +87,10 @@ final class ModuleRunner implements LlmRunner {
 
     /** 1.5 reports a failed generate twice, onError(code, message) and then the exception: the exception wins. */
     @Override
-    public void generate(String prompt, int seqLen, final Callback callback) throws RunnerException {
+    public void generate(String prompt, int seqLen, float temperature, final Callback callback)
+            throws RunnerException {
         try {
-            module.generate(prompt, seqLen, new Bridge(callback), false);
+            module.generate(prompt, seqLen, new Bridge(callback), false, temperature, 0, 0);
         } catch (RuntimeException e) {
             throw failure("generate", e);
         }

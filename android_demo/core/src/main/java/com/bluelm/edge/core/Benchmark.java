@@ -58,7 +58,7 @@ public final class Benchmark {
 
     private static GenerationStats once(ChatEngine engine, String prompt, Integer budget) {
         engine.newChat();
-        return engine.answer(prompt, Collections.<float[]>emptyList(), budget, SILENT);
+        return engine.answer(prompt, Collections.<List<float[]>>emptyList(), budget, SILENT);
     }
 
     private static GenerationStats check(GenerationStats s) throws RunnerException {

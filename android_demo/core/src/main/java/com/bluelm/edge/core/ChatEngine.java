@@ -44,6 +44,7 @@ public final class ChatEngine {
     private final TokenCounter counter;
     private final List<ChatTemplate.Message> history = new ArrayList<ChatTemplate.Message>();
     private volatile boolean userStopped;
+    private volatile float temperature;
     private boolean closed;
     /** The KV cache ends right after the last answer's text (EOS never cached, no thinking in it). */
     private boolean cacheHoldsHistory;
@@ -67,6 +68,14 @@ public final class ChatEngine {
     public void stop() {
         userStopped = true;
         runner.stop();
+    }
+
+    /** Sampling temperature of the next answers (0, the default: greedy); the runner has no top-p. */
+    public void setTemperature(float t) {
+        if (!(t >= 0f) || t > 2f) {
+            throw new IllegalArgumentException("temperature must be between 0 and 2, got " + t);
+        }
+        temperature = t;
     }
 
     /** Forget the conversation. */
@@ -94,36 +103,42 @@ public final class ChatEngine {
     /**
      * Answer one user turn after the history.
      *
-     * @param tiles normalised CHW tiles of this message's images (empty for none)
+     * @param images this message's images, each as its normalised CHW tiles (empty for none)
      * @param budget null unlimited, 0 non-thinking, N &gt; 0 at most N thinking tokens
      */
-    public GenerationStats answer(String user, List<float[]> tiles, Integer budget, Listener listener) {
+    public GenerationStats answer(String user, List<List<float[]>> images, Integer budget, Listener listener) {
         PromptFormat format = manifest.format;
-        if (!tiles.isEmpty() && !format.appImages()) {
+        if (!images.isEmpty() && !format.appImages()) {
             return failed("images", "this app cannot prepare images for the " + manifest.family
                     + " model yet; send the message without the image");
         }
         boolean think = thinking(budget);
-        String continued = cacheHoldsHistory && !think && tiles.isEmpty() && !history.isEmpty()
+        String continued = cacheHoldsHistory && !think && images.isEmpty() && !history.isEmpty()
                 ? format.continuation(history.get(history.size() - 1).content, user) : null;
         String prompt;
         if (continued != null) { // continue the cache: close the last answer, add the user turn
             prompt = continued;
         } else {
             List<ChatTemplate.Message> msgs = new ArrayList<ChatTemplate.Message>(history);
-            msgs.add(new ChatTemplate.Message("user", user, tiles.isEmpty() ? 0 : 1, null));
-            List<Integer> perImage = tiles.isEmpty() ? Collections.<Integer>emptyList()
-                    : Collections.singletonList(Integer.valueOf(tiles.size() * manifest.tokensPerTile));
-            prompt = format.render(msgs, think, true, perImage) + (think ? tok("think_start") : "");
+            msgs.add(new ChatTemplate.Message("user", user, images.size(), null));
+            prompt = format.render(msgs, think, true, imageTokens(images)) + (think ? tok("think_start") : "");
         }
         Collector answerText = new Collector(listener);
-        GenerationStats s = run(prompt, tiles, budget, answerText, continued == null);
+        GenerationStats s = run(prompt, images, budget, answerText, continued == null);
         cacheHoldsHistory = s.error == null && s.finish.equals("eos") && !think && !eosCached;
         if (s.error == null) { // earlier turns keep their text; their images are not fed again
             history.add(new ChatTemplate.Message("user", user, 0, null));
             history.add(new ChatTemplate.Message("assistant", answerText.answer.toString(), 0, null));
         }
         return s;
+    }
+
+    private List<Integer> imageTokens(List<List<float[]>> images) {
+        List<Integer> out = new ArrayList<Integer>();
+        for (List<float[]> tiles : images) {
+            out.add(Integer.valueOf(tiles.size() * manifest.tokensPerTile));
+        }
+        return out;
     }
 
     /** Thinking is on unless the budget is 0 or the family cannot think. */
@@ -140,12 +155,12 @@ public final class ChatEngine {
     }
 
     /** Generate for a rendered prompt (ending inside {@code <think>} when thinking is on). */
-    public GenerationStats generate(String prompt, List<float[]> tiles, Integer budget, Listener listener) {
+    public GenerationStats generate(String prompt, List<List<float[]>> images, Integer budget, Listener listener) {
         cacheHoldsHistory = false;
-        return run(prompt, tiles, budget, listener, true);
+        return run(prompt, images, budget, listener, true);
     }
 
-    private GenerationStats run(String prompt, List<float[]> tiles, Integer budget, Listener listener,
+    private GenerationStats run(String prompt, List<List<float[]>> images, Integer budget, Listener listener,
             boolean fresh) {
         userStopped = false;
         eosCached = false;
@@ -162,10 +177,10 @@ public final class ChatEngine {
             if (fresh) {
                 runner.resetContext();
             }
-            String next = prefillImages(prompt, tiles);
+            String next = prefillImages(prompt, images);
             while (next != null) {
                 seg.begin();
-                runner.generate(next, manifest.maxContext, seg);
+                runner.generate(next, manifest.maxContext, temperature, seg);
                 GenerationStats part = seg.finish();
                 total = total == null ? part : total.mergeContinuation(part);
                 next = seg.continuation(total);
@@ -180,19 +195,25 @@ public final class ChatEngine {
         return total;
     }
 
-    /** Prefill the text before the image placeholders and the tiles; return the text after them. */
-    private String prefillImages(String prompt, List<float[]> tiles) throws RunnerException {
-        if (tiles.isEmpty()) {
-            return prompt;
-        }
+    /**
+     * Prefill each image where its placeholders are: the text before it, then its tiles (each
+     * tile's embeddings take the place of {@code tokensPerTile} placeholders); return the text
+     * after the last image.
+     */
+    private String prefillImages(String prompt, List<List<float[]>> images) throws RunnerException {
         String image = tok("image");
-        int first = prompt.indexOf(image);
-        int last = prompt.lastIndexOf(image) + image.length();
-        runner.prefillPrompt(prompt.substring(0, first));
-        for (float[] tile : tiles) {
-            runner.prefillImage(tile, manifest.tileSize, manifest.tileSize, 3);
+        int at = 0;
+        for (List<float[]> tiles : images) {
+            int first = prompt.indexOf(image, at);
+            if (first > at) { // images side by side have no text between them
+                runner.prefillPrompt(prompt.substring(at, first));
+            }
+            for (float[] tile : tiles) {
+                runner.prefillImage(tile, manifest.tileSize, manifest.tileSize, 3);
+            }
+            at = first + image.length() * tiles.size() * manifest.tokensPerTile;
         }
-        return prompt.substring(last);
+        return prompt.substring(at);
     }
 
     /** Keeps the answer's text (outside thinking) for the history. */

@@ -30,8 +30,12 @@ public interface LlmRunner {
     /** Prefill one normalised CHW image tile. */
     void prefillImage(float[] chw, int width, int height, int channels) throws RunnerException;
 
-    /** Prefill {@code prompt} (non-empty) and generate until EOS, stop or {@code seqLen} positions. */
-    void generate(String prompt, int seqLen, Callback callback) throws RunnerException;
+    /**
+     * Prefill {@code prompt} (non-empty) and generate until EOS, stop or {@code seqLen} positions,
+     * sampling at {@code temperature} (0: greedy), as {@code LlmModule.generate(prompt, seqLen,
+     * callback, echo=false, temperature, numBos=0, numEos=0)}. LlmModule 1.5 has no top-p.
+     */
+    void generate(String prompt, int seqLen, float temperature, Callback callback) throws RunnerException;
 
     /** Ask the running generate to stop; safe from the callback. */
     void stop();

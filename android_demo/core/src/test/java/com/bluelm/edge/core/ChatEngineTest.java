@@ -94,13 +94,17 @@ public class ChatEngineTest {
         final ChatEngine engine = new ChatEngine(model, m, counter(v));
         Integer budget = c.isNull("budget") ? null : Integer.valueOf(c.getInt("budget"));
         Shown shown = new Shown(engine, exp.optInt("user_stop_at", 0));
-        GenerationStats s = engine.answer(c.getString("user"), Collections.<float[]>emptyList(), budget, shown);
+        if (c.has("temperature")) {
+            engine.setTemperature((float) c.getDouble("temperature"));
+        }
+        model.tileTokens = m.tokensPerTile;
+        GenerationStats s = engine.answer(c.getString("user"), images(c.optJSONArray("images"), m), budget, shown);
         JSONObject then = exp.optJSONObject("then");
         if (then != null) {
             assertEquals(name + ": first turn shown", rows(exp.getJSONArray("shown")), shown.rows);
             shown = new Shown(engine, 0);
             Integer b2 = then.isNull("budget") ? null : Integer.valueOf(then.getInt("budget"));
-            s = engine.answer(then.getString("user"), Collections.<float[]>emptyList(), b2, shown);
+            s = engine.answer(then.getString("user"), Collections.<List<float[]>>emptyList(), b2, shown);
             exp.put("shown", then.getJSONArray("shown"));
         }
         assertEquals(name + ": shown", rows(exp.getJSONArray("shown")), shown.rows);
@@ -111,9 +115,26 @@ public class ChatEngineTest {
         assertEquals(name + ": decode steps", exp.getInt("steps"), model.decodeSteps);
         assertEquals(name + ": runner calls", exp.getInt("calls"), s.runnerCalls);
         assertEquals(name + ": resetContext() calls", exp.optInt("resets", 1), model.resetCalls);
+        if (c.has("temperature")) {
+            assertEquals(name + ": temperature passed to the runner", (float) c.getDouble("temperature"),
+                    model.lastTemperature, 0f);
+        }
         String error = exp.optString("error", null);
         assertTrue(name + ": error line " + s.error, error == null ? s.error == null
                 : s.error != null && s.error.startsWith(error) && s.error.indexOf('\n') < 0);
+    }
+
+    /** Dummy tiles of the right size, as many per image as the case says. */
+    static List<List<float[]>> images(JSONArray tiles, BundleManifest m) throws Exception {
+        List<List<float[]>> out = new ArrayList<List<float[]>>();
+        for (int i = 0; tiles != null && i < tiles.length(); i++) {
+            List<float[]> image = new ArrayList<float[]>();
+            for (int k = 0; k < tiles.getInt(i); k++) {
+                image.add(new float[3 * m.tileSize * m.tileSize]);
+            }
+            out.add(image);
+        }
+        return out;
     }
 
     private static List<String> rows(JSONArray a) throws Exception {
@@ -158,7 +179,7 @@ public class ChatEngineTest {
         } catch (RunnerException e) {
             assertEquals("load failed (ExecuTorch error 0x23): Failed to load model InvalidProgram", e.oneLine());
         }
-        GenerationStats s = engine.answer("Hi", Collections.<float[]>emptyList(), Integer.valueOf(0), new Shown(engine, 0));
+        GenerationStats s = engine.answer("Hi", Collections.<List<float[]>>emptyList(), Integer.valueOf(0), new Shown(engine, 0));
         assertEquals("error", s.finish);
         assertEquals(0x23, s.errorCode);
         engine.close();

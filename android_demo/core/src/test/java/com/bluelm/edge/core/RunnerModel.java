@@ -78,9 +78,24 @@ final class RunnerModel implements LlmRunner {
         cachePrompt("prefill", text);
     }
 
+    /** Cache positions one image tile's embeddings take (0: this model has no vision encoder). */
+    int tileTokens;
+    /** Marks an image embedding in {@link #kv} (the model has no real embeddings). */
+    static final int IMAGE = -1;
+    float lastTemperature = Float.NaN;
+
     @Override
     public void prefillImage(float[] chw, int width, int height, int channels) throws RunnerException {
-        throw new RunnerException("prefill", INVALID_STATE, "the runner model has no vision encoder");
+        if (tileTokens == 0) {
+            throw new RunnerException("prefill", INVALID_STATE, "the runner model has no vision encoder");
+        }
+        if (chw.length != channels * width * height) {
+            throw new RunnerException("prefill", INVALID_ARGUMENT, "image of " + chw.length + " floats is not "
+                    + channels + "x" + height + "x" + width);
+        }
+        for (int i = 0; i < tileTokens; i++) {
+            kv.add(Integer.valueOf(IMAGE));
+        }
     }
 
     private int cachePrompt(String call, String text) throws RunnerException {
@@ -102,7 +117,8 @@ final class RunnerModel implements LlmRunner {
     }
 
     @Override
-    public void generate(String prompt, int seqLen, Callback callback) throws RunnerException {
+    public void generate(String prompt, int seqLen, float temperature, Callback callback) throws RunnerException {
+        lastTemperature = temperature;
         generate(prompt, seqLen, -1, callback);
     }
 
