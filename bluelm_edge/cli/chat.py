@@ -99,7 +99,7 @@ def chat(
     if prompt is not None:
         reply = turn(prompt, list(image or []))
         if json_out:
-            typer.echo(json.dumps({"thinking": reply.thinking, "answer": reply.answer,
+            typer.echo(json.dumps({"thinking": reply.thinking, "answer": reply.answer, "tokens": reply.tokens,
                                    "stats": reply.stats.to_dict()}, indent=2))
         return
     console.print("[dim]type a message; /help lists the commands[/dim]")
