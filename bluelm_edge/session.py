@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from bluelm_edge.families.base import ImageReader, PreparedImage
+from bluelm_edge.families.base import ImageReader, PreparedImage, anyres_reader
 from bluelm_edge.generate import EAGER_HINT, DecoderProtocol, GenerationStats, Sampling, generate
 from bluelm_edge.model.config import BlueLMConfig
 from bluelm_edge.text.chat import Message
@@ -122,8 +122,6 @@ class ChatSession:
 
     def __init__(self, decoder: DecoderProtocol, tokenizer: Tokenizer, config: BlueLMConfig,
                  chat: ChatFormat | None = None, images: ImageReader | None = None) -> None:
-        from bluelm_edge.families.base import anyres_reader
-
         self.decoder, self.tokenizer, self.config = decoder, tokenizer, config
         self.chat = chat or BlueLMFormat(tokenizer)  # the family's format (default: ours)
         self.read_image = images or anyres_reader(config)  # the family's preprocessing (default: ours)

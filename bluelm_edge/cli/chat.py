@@ -164,7 +164,7 @@ def _attach(console: Console, arg: str, pending: list) -> None:
     if path.is_dir():
         return _error(console, f"{path}: is a folder; give an image file (PNG or JPEG)")
     try:
-        img = load_image(path)
+        img = load_image(path, keep_alpha=True)  # the family's rules decide what transparency becomes
     except BlueLMError as err:
         return _error(console, str(err))
     pending.append(img)
