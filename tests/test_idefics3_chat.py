@@ -154,6 +154,18 @@ def test_image_for_text_only_folder_is_one_line(folder, tmp_path):
     assert len(lines) == 1 and "text-only model; it takes no images" in lines[0], res.stderr
 
 
+@pytest.mark.parametrize("n_images", [0, 1])
+def test_typed_image_token_is_one_line(folder, n_images):
+    """A message that types `<image>` itself: the placeholders no longer match the images."""
+    from bluelm_edge.errors import DataError
+    from bluelm_edge.families import open_folder
+
+    source = open_folder(folder[0])
+    prepared = [source.image_reader()(p) for p in folder[3][:n_images]]
+    with pytest.raises(DataError, match=f"has {n_images + 1} image placeholder.s. but {n_images} image"):
+        _prompt_ids(source.chat, [Message("user", "<image> what?", images=folder[3][:n_images])], prepared)
+
+
 # ---- the default export: 8da4w, calibrated on image prompts ----------------------------------------------
 @pytest.fixture(scope="module")
 def quantized(tmp_path_factory, folder):

@@ -100,7 +100,7 @@ class TemplateFormat:
         dicts = [_as_dict(m, think, self.parts) for m in messages]
         text = render_template(self.template, dicts, add_generation_prompt=add_generation_prompt,
                                special=self.special, **extra)
-        return self._expand(text, image_prompts or []) if has_images else text
+        return self._expand(text, image_prompts or []) if self.parts else text
 
     def _expand(self, text: str, prompts: list[str | None]) -> str:
         """`text` with its i-th image placeholder (the tokenizer's image token) replaced by prompt i."""
@@ -108,8 +108,8 @@ class TemplateFormat:
 
         pieces = text.split(self.tokenizer.id_to_token(self.tokens.image) or "<image>")
         if len(pieces) - 1 != len(prompts) or None in prompts:
-            raise DataError(f"the rendered prompt has {len(pieces) - 1} image placeholders but {len(prompts)} "
-                            "images were given; do not type the image token in the message")
+            raise DataError(f"the rendered prompt has {len(pieces) - 1} image placeholder(s) but {len(prompts)} "
+                            "image(s) were given; do not type the image token in the message")
         return pieces[0] + "".join(p + rest for p, rest in zip(prompts, pieces[1:], strict=True))
 
     def prompt_ids(self, messages: list[Message], *, think: bool, image_tokens: list[int] | None = None,
