@@ -50,8 +50,9 @@ class ImageTiles:
 
 
 # ---- loading ---------------------------------------------------------------------------------
-def load_image(src: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Open, check and convert an image to RGB; any problem is a one-line ImageError."""
+def load_image(src: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS, *, keep_alpha: bool = False) -> Image.Image:
+    """Open, check and convert an image to RGB (`keep_alpha`: RGBA when it has transparency, for
+    rules that composite it, as Idefics3's do); any problem is a one-line ImageError."""
     name = "image" if isinstance(src, Image.Image) else str(src)
     image = src if isinstance(src, Image.Image) else _open(Path(src))
     _check_size(image, name, max_pixels)
@@ -60,6 +61,8 @@ def load_image(src: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.I
         image = ImageOps.exif_transpose(image)  # phone photos store their rotation in EXIF
     except (*_DECODE_ERRORS, Image.DecompressionBombError) as err:
         raise ImageError(f"{name}: cannot decode it ({_first_line(err)}); is the file complete?") from None
+    if keep_alpha and image.mode in _CONVERTIBLE and ("A" in image.getbands() or "transparency" in image.info):
+        return image.convert("RGBA")
     return _to_rgb(image, name)
 
 

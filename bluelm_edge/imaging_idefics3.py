@@ -80,6 +80,19 @@ class Idefics3ImageRules:
         return cls.from_dict(section)
 
 
+def processor_dict(folder: Path) -> dict:
+    """The folder's image rules and `image_seq_len` as one `processor_config.json` object (what a
+    bundle carries; `Idefics3ImageRules.load` and `image_seq_len` read it back)."""
+    folder = Path(folder)
+    if (folder / PREPROCESSOR).is_file():
+        section = _read_json(folder / PREPROCESSOR)
+    else:
+        Idefics3ImageRules.load(folder)  # the one-line error when there are no rules
+        section = _read_json(folder / PROCESSOR)["image_processor"]
+    return {"image_processor": section, "image_seq_len": image_seq_len(folder),
+            "processor_class": "Idefics3Processor"}
+
+
 def image_seq_len(folder: Path) -> int | None:
     """`image_seq_len` of the folder's processor_config.json (None when absent)."""
     path = Path(folder) / PROCESSOR

@@ -2,7 +2,8 @@
 
 Used by `chat` and `run` (eager model or ExecuTorch bundle alike, through `DecoderProtocol`) and
 by evaluation. Streams decoded text as it is generated, split into thinking and answer, with the
-controller's forced text flagged.
+controller's forced text flagged. Images go through the family's `image_reader` (default BlueLM's
+AnyRes), which gives the tiles and what the chat format needs to write each image's prompt.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import torch
 
+from bluelm_edge.families.base import ImageReader, PreparedImage, anyres_reader
 from bluelm_edge.generate import EAGER_HINT, DecoderProtocol, GenerationStats, Sampling, generate
 from bluelm_edge.model.config import BlueLMConfig
 from bluelm_edge.text.chat import Message
@@ -119,12 +121,12 @@ class ChatSession:
     """Multi-turn chat over any `DecoderProtocol`; each turn re-renders the whole conversation."""
 
     def __init__(self, decoder: DecoderProtocol, tokenizer: Tokenizer, config: BlueLMConfig,
-                 chat: ChatFormat | None = None) -> None:
+                 chat: ChatFormat | None = None, images: ImageReader | None = None) -> None:
         self.decoder, self.tokenizer, self.config = decoder, tokenizer, config
         self.chat = chat or BlueLMFormat(tokenizer)  # the family's format (default: ours)
+        self.read_image = images or anyres_reader(config)  # the family's preprocessing (default: ours)
         self.history: list[Message] = []
-        self.pixels: list[torch.Tensor] = []
-        self.image_tokens: list[int] = []
+        self.images: list[PreparedImage] = []  # every image of the conversation so far, in order
 
     def ask(
         self,
@@ -137,18 +139,16 @@ class ChatSession:
         sampling: Sampling | None = None,
         on_text: TextCallback | None = None,
     ) -> Reply:
-        from bluelm_edge.imaging import preprocess
-
-        tiles = [preprocess(img, self.config) for img in images]
+        prepared = [*self.images, *(self.read_image(img) for img in images)]
         user = Message("user", text, images=list(images))
         think = think and can_think(self.chat)
-        ids = self.chat.prompt_ids([*self.history, user], think=think,
-                                   image_tokens=[*self.image_tokens, *(t.n_tokens for t in tiles)])
+        ids = self.chat.prompt_ids([*self.history, user], think=think, image_tokens=[p.n_tokens for p in prepared],
+                                   image_prompts=[p.prompt for p in prepared])
         special = self.chat.tokens
         streamer = _Streamer(self.tokenizer, on_text, special)
         result = generate(
             self.decoder, ids, stop_ids=special.eos_ids,
-            images=[*self.pixels, *(t.pixels for t in tiles)], image_token=special.image,
+            images=[p.pixels for p in prepared], image_token=special.image,
             sampling=sampling, controller=make_controller(self.tokenizer, think=think, budget=budget,
                                                           min_thinking=min_thinking, chat=self.chat),
             on_token=streamer,
@@ -156,9 +156,8 @@ class ChatSession:
         reply = Reply(streamer.text("think"), streamer.text("answer").strip(), result.tokens,
                       result.forced, result.stats)
         self.history += [user, Message("assistant", reply.answer)]
-        self.pixels += [t.pixels for t in tiles]
-        self.image_tokens += [t.n_tokens for t in tiles]
+        self.images = prepared
         return reply
 
     def reset(self) -> None:
-        self.history, self.pixels, self.image_tokens = [], [], []
+        self.history, self.images = [], []

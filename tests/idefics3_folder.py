@@ -46,19 +46,17 @@ def make_processor():
     return transformers.Idefics3Processor(image_proc, tokenizer(), image_seq_len=SEQ, chat_template=TEMPLATE)
 
 
-def make_folder(path: Path, seed: int = 0, tied: bool = False):
+def make_folder(path: Path, seed: int = 0, tied: bool = False, hidden: int = 48):
+    """`hidden`: the decoder width (64 suits the default recipe's group size 32; 48 does not)."""
     import transformers
 
-    tok = tokenizer()
-    image_proc = transformers.Idefics3ImageProcessor(
-        size={"longest_edge": LONGEST}, max_image_size={"longest_edge": TILE}, image_mean=[0.5] * 3, image_std=[0.5] * 3
-    )
-    processor = transformers.Idefics3Processor(image_proc, tok, image_seq_len=SEQ, chat_template=TEMPLATE)
+    processor = make_processor()
+    tok = processor.tokenizer
     ids = tok.convert_tokens_to_ids
     cfg = transformers.Idefics3Config(
         vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                            image_size=TILE, patch_size=8),
-        text_config=dict(model_type="llama", vocab_size=len(tok), hidden_size=48, intermediate_size=96,
+        text_config=dict(model_type="llama", vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden,
                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                          max_position_embeddings=512, rope_theta=1e5, bos_token_id=ids("<|im_start|>"),
                          eos_token_id=ids("<end_of_utterance>"), pad_token_id=ids("<|endoftext|>"),

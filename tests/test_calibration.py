@@ -100,6 +100,22 @@ def test_capture_round_trip(tmp_path, tiny_model):
     assert pieces[1][1].tolist() == list(range(16, 16 + pieces[1][0].shape[1]))
 
 
+def test_chat_format_calibration_keeps_bluelm_images(tiny_model):
+    """Export calibrates in the family's format: for BlueLM that is the same ids, tiles and embeds as
+    the format-free capture, image samples included (their AnyRes tiles through the family's reader)."""
+    from bluelm_edge.quant.capture import calibrate_in_memory
+    from bluelm_edge.text.formats import BlueLMFormat
+
+    model, tok, cfg = tiny_model
+    chosen = load_set(samples=5)  # sample 4 has an image
+    plain = calibrate_in_memory(model, tok, cfg, chosen)
+    chat = calibrate_in_memory(model, tok, cfg, chosen, BlueLMFormat(tok))
+    assert chat.meta["format"] == "bluelm" and [s["pixels"] is None for s in chat.samples] == [True] * 4 + [False]
+    for a, b in zip(plain.samples, chat.samples, strict=True):
+        assert torch.equal(a["ids"], b["ids"]) and torch.equal(a["embeds"], b["embeds"])
+    assert torch.equal(plain.samples[4]["pixels"], chat.samples[4]["pixels"])
+
+
 def test_interrupted_calibration_leaves_nothing_finished(tmp_path, tiny_model):
     model, tok, cfg = tiny_model
 

@@ -99,7 +99,7 @@ def chat(
     if prompt is not None:
         reply = turn(prompt, list(image or []))
         if json_out:
-            typer.echo(json.dumps({"thinking": reply.thinking, "answer": reply.answer,
+            typer.echo(json.dumps({"thinking": reply.thinking, "answer": reply.answer, "tokens": reply.tokens,
                                    "stats": reply.stats.to_dict()}, indent=2))
         return
     console.print("[dim]type a message; /help lists the commands[/dim]")
@@ -164,7 +164,7 @@ def _attach(console: Console, arg: str, pending: list) -> None:
     if path.is_dir():
         return _error(console, f"{path}: is a folder; give an image file (PNG or JPEG)")
     try:
-        img = load_image(path)
+        img = load_image(path, keep_alpha=True)  # the family's rules decide what transparency becomes
     except BlueLMError as err:
         return _error(console, str(err))
     pending.append(img)

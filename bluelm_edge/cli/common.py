@@ -35,12 +35,13 @@ class Loaded:
     config: Any  # BlueLMConfig
     label: str
     chat: Any = None  # ChatFormat: the family's template and thinking tags (None: BlueLM's)
+    images: Any = None  # ImageReader: the family's image preprocessing (None: BlueLM's AnyRes)
 
     def session(self) -> Any:
-        """A ChatSession over this model in its family's chat format."""
+        """A ChatSession over this model in its family's chat format and image rules."""
         from bluelm_edge.session import ChatSession
 
-        return ChatSession(self.decoder, self.tokenizer, self.config, self.chat)
+        return ChatSession(self.decoder, self.tokenizer, self.config, self.chat, self.images)
 
 
 def resolve_model_dir(model: Path | None) -> Path:
@@ -75,15 +76,16 @@ def load_for_generation(model: Path | None, preset: str | None, seed: int = 0) -
         return _preset(preset, seed)
     path = resolve_model_dir(model)
     if (path / "manifest.json").is_file():
-        from bluelm_edge.export.host import load_bundle
+        from bluelm_edge.export.host import load_bundle_parts
 
-        decoder, tokenizer, config, chat = load_bundle(path)
-        return Loaded(decoder, tokenizer, config, label=str(path), chat=chat)
+        decoder, tokenizer, config, chat, images = load_bundle_parts(path)
+        return Loaded(decoder, tokenizer, config, label=str(path), chat=chat, images=images)
     from bluelm_edge.families import open_folder
 
     source = open_folder(path)
     label = str(path) if source.family.name == "bluelm" else f"{path} ({source.family.name})"
-    return Loaded(EagerDecoder(source.load_model()), source.tokenizer, source.config, label, source.chat)
+    return Loaded(EagerDecoder(source.load_model()), source.tokenizer, source.config, label, source.chat,
+                  source.image_reader())
 
 
 def _preset(name: str, seed: int) -> Loaded:

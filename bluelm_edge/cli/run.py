@@ -33,25 +33,23 @@ def run(
     Example: bluelm-edge run ./bluelm-bundle --prompt "What is 530+627?" --think --thinking-budget 32 --profile
     """
     from bluelm_edge.cli.chat import _printer, _stats_line
-    from bluelm_edge.export.host import load_bundle, operator_table
+    from bluelm_edge.export.host import bundle_session, operator_table
     from bluelm_edge.generate import Sampling
-    from bluelm_edge.session import ChatSession
 
     if profile:
         from bluelm_edge.io import check_output_file
 
         check_output_file(etdump, "--etdump", ours=_is_etdump, overwrite=None)
-    decoder, tokenizer, config, chat = load_bundle(bundle_dir, etdump=profile)
+    session = bundle_session(bundle_dir, etdump=profile)
     console = Console(quiet=json_out)
-    budget = thinking_budget if thinking_budget is not None else config.default_thinking_budget
-    session = ChatSession(decoder, tokenizer, config, chat)
+    budget = thinking_budget if thinking_budget is not None else session.config.default_thinking_budget
     reply = session.ask(prompt, list(image or []), think=think, budget=budget,
                         sampling=Sampling(max_new_tokens=max_new_tokens), on_text=_printer(console))
     console.print()
     console.print(f"[dim]{_stats_line(reply)}[/dim]")
     rows = None
     if profile:
-        decoder.write_etdump(etdump)
+        session.decoder.write_etdump(etdump)
         rows = operator_table(etdump)
         console.print(_table(rows, etdump))
     if json_out:

@@ -118,9 +118,24 @@ def load_bundle_decoder(bundle_dir: Path, *, etdump: bool = False) -> tuple[PteD
 def load_bundle(bundle_dir: Path, *, etdump: bool = False) -> tuple[PteDecoder, Any, BlueLMConfig, Any]:
     """(decoder, tokenizer, config, chat format) of a bundle, for `ChatSession`: the family and its
     template come from the manifest's `app.chat`."""
+    return load_bundle_parts(bundle_dir, etdump=etdump)[:4]
+
+
+def load_bundle_parts(bundle_dir: Path, *, etdump: bool = False) -> tuple[PteDecoder, Any, BlueLMConfig, Any, Any]:
+    """`load_bundle` and the family's image reader (its rules from the bundle's own files)."""
+    from bluelm_edge.families import by_name
+
     manifest, pte = bundle_program(bundle_dir)
     config, tokenizer, chat = bundle_text(Path(bundle_dir), manifest)
-    return PteDecoder(pte, etdump=etdump), tokenizer, config, chat
+    images = by_name(chat.name).image_reader(Path(bundle_dir), config)
+    return PteDecoder(pte, etdump=etdump), tokenizer, config, chat, images
+
+
+def bundle_session(bundle_dir: Path, *, etdump: bool = False) -> Any:
+    """A `ChatSession` over a bundle in its family's chat format and image rules."""
+    from bluelm_edge.session import ChatSession
+
+    return ChatSession(*load_bundle_parts(bundle_dir, etdump=etdump))
 
 
 def bundle_text(bundle_dir: Path, manifest: dict[str, Any]) -> tuple[BlueLMConfig, Any, Any]:

@@ -308,7 +308,16 @@ def _calibrate(opts: ExportOptions, model: Any, config: Any, tokenizer: Any, cha
     from bluelm_edge.quant.calibration import load_set
     from bluelm_edge.quant.capture import calibrate_in_memory
 
-    return calibrate_in_memory(model, tokenizer, config, load_set(opts.calibration, opts.samples), chat)
+    family = folder_family(opts)  # a preset: BlueLM's AnyRes; a folder: its family's image rules
+    images = family.image_reader(Path(opts.model), config) if family else None
+    return calibrate_in_memory(model, tokenizer, config, load_set(opts.calibration, opts.samples), chat, images)
+
+
+def folder_family(opts: ExportOptions) -> Any:
+    """The model folder's family (None for a preset)."""
+    from bluelm_edge.families import detect
+
+    return detect(Path(opts.model)) if opts.model is not None and opts.preset is None else None
 
 
 def lower_into(folder: Path, opts: ExportOptions, progs: dict, meta: dict,
@@ -420,6 +429,8 @@ def write_from_cache(opts: ExportOptions, config: Any, tokenizer: Any, cdir: Pat
         for name in names:
             shutil.copyfile(cdir / name, tmp / name)
         write_text_files(tmp, config, tokenizer)
+        if family := folder_family(opts):  # the family's own files (image rules)
+            family.write_bundle_files(Path(opts.model), tmp)
 
     args = {"cfg": config, "backend": opts.backend, "soc": opts.soc if opts.backend != "xnnpack" else None,
             "recipe": opts.recipe, "lowered": lowered, "vision_batch": opts.vision_batch,
@@ -450,6 +461,7 @@ def lower_bundle(bundle_dir: Path, soc: str | None = None, show: bool = True) ->
     loaded with the quantized op libraries registered, and the backend's passes up to the SDK call
     run (QNN: its pass pipeline + `to_edge`; MediaTek: `to_edge`) before a missing SDK is reported."""
     from bluelm_edge.export.host import bundle_text
+    from bluelm_edge.families import by_name
 
     bundle_dir = Path(bundle_dir)
     manifest = bundle.read_manifest(bundle_dir)
@@ -473,6 +485,7 @@ def lower_bundle(bundle_dir: Path, soc: str | None = None, show: bool = True) ->
     def fill(tmp: Path) -> None:
         (tmp / contract.MODEL_PTE).write_bytes(pte)
         write_text_files(tmp, config, tokenizer)
+        by_name(chat.name).write_bundle_files(bundle_dir, tmp)
 
     args = {"cfg": config, "backend": manifest["backend"], "soc": target, "recipe": manifest["recipe"],
             "lowered": True, "vision_batch": manifest["app"]["image"]["vision_batch"],

@@ -6,6 +6,18 @@ A new family is a module here that calls `register(...)`, imported below.
 """
 
 from bluelm_edge.families import bluelm, hub_text, idefics3  # noqa: F401  (they register themselves)
-from bluelm_edge.families.base import Family, Source, by_name, detect, open_folder, read_raw, register, supported
+from bluelm_edge.families.base import (
+    Family,
+    ImageReader,
+    PreparedImage,
+    Source,
+    by_name,
+    detect,
+    open_folder,
+    read_raw,
+    register,
+    supported,
+)
 
-__all__ = ["Family", "Source", "by_name", "detect", "open_folder", "read_raw", "register", "supported"]
+__all__ = ["Family", "ImageReader", "PreparedImage", "Source", "by_name", "detect", "open_folder", "read_raw",
+           "register", "supported"]

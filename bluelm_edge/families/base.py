@@ -8,7 +8,11 @@ about it, so no command branches on a model name:
   `ChatFormat` (template, thinking tags, budget message), weights not read yet;
 - `missing(folder)`: the files a complete folder of this family needs that are absent;
 - `load_model(source)` / `check_weights(source)`: weights through the one loader
-  (`model/checkpoint.py`), data or headers only.
+  (`model/checkpoint.py`), data or headers only;
+- `image_reader(folder, config)`: the family's image preprocessing (a model folder or a bundle
+  carrying its rules): image -> `PreparedImage` (tiles + what the prompt needs); default BlueLM's
+  AnyRes (`imaging.py`), which refuses images for a text-only config in one line;
+- `write_bundle_files(folder, out)`: files beyond config / tokenizer a bundle needs (image rules).
 
 `register(family)` adds one; `detect(folder)` picks the first that matches, or says in one line
 which architectures are supported. Families: `families/bluelm.py` (our format) and
@@ -18,6 +22,7 @@ Nothing here touches the network.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,12 +31,37 @@ from bluelm_edge import validate
 from bluelm_edge.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
+    import torch
+
     from bluelm_edge.model.config import BlueLMConfig
     from bluelm_edge.model.vlm import BlueLM
     from bluelm_edge.text.formats import ChatFormat
     from bluelm_edge.text.tokenizer import Tokenizer
 
 CONFIG = "config.json"
+
+
+@dataclass
+class PreparedImage:
+    """One image as its family preprocessed it: what the vision tower and the prompt need."""
+
+    pixels: torch.Tensor  # [T, 3, S, S] float32, in the order the vision tower takes them
+    n_tokens: int  # `<image>` embedding slots it fills (T * tokens per tile)
+    prompt: str | None = None  # template families: the text its `<image>` placeholder becomes
+
+
+ImageReader = Callable[[Any], PreparedImage]  # a path or a PIL image -> PreparedImage
+
+
+def anyres_reader(config: BlueLMConfig) -> ImageReader:
+    """BlueLM's AnyRes tiles (`imaging.preprocess`): thumbnail first, `<image>` x n in the prompt."""
+    from bluelm_edge.imaging import preprocess
+
+    def read(image: Any) -> PreparedImage:
+        tiles = preprocess(image, config)
+        return PreparedImage(tiles.pixels, tiles.n_tokens)
+
+    return read
 
 
 @dataclass
@@ -46,6 +76,9 @@ class Source:
 
     def load_model(self) -> BlueLM:
         return self.family.load_model(self)
+
+    def image_reader(self) -> ImageReader:
+        return self.family.image_reader(self.path, self.config)
 
 
 class Family:
@@ -74,6 +107,12 @@ class Family:
 
     def chat_from_manifest(self, chat: dict[str, Any], tokenizer: Tokenizer) -> ChatFormat:
         raise NotImplementedError
+
+    def image_reader(self, folder: Path, config: BlueLMConfig) -> ImageReader:
+        return anyres_reader(config)
+
+    def write_bundle_files(self, folder: Path, out: Path) -> None:
+        """Copy into bundle folder `out` what `image_reader(out, ...)` reads besides config.json."""
 
 
 _FAMILIES: list[Family] = []

@@ -43,6 +43,7 @@ class HubTextFamily(Family):
     architectures: tuple[str, ...]
     model_types: tuple[str, ...] = ()
     thinking: ThinkingSpec | None = None
+    parts: bool = False  # the template takes content as typed parts (a multimodal processor's form)
 
     def matches(self, raw: dict[str, Any]) -> bool:
         archs = raw.get("architectures") or []
@@ -86,7 +87,7 @@ class HubTextFamily(Family):
             config.tokens.think_start = _token_id(tokenizer, self.thinking.think_start)
             config.tokens.think_end = _token_id(tokenizer, self.thinking.think_end)
         special = _template_tokens(_json(folder / TOKENIZER_CONFIG))
-        chat = TemplateFormat(self.name, _template(folder) or "", tokenizer, self.thinking, special)
+        chat = TemplateFormat(self.name, _template(folder) or "", tokenizer, self.thinking, special, parts=self.parts)
         return Source(self, folder, config, tokenizer, chat)
 
     def _check_vocab(self, folder: Path, config, tokenizer) -> None:
@@ -98,7 +99,8 @@ class HubTextFamily(Family):
         from bluelm_edge.text.formats import TemplateFormat
 
         thinking = ThinkingSpec(**chat["thinking"]) if chat.get("thinking") else None
-        return TemplateFormat(self.name, chat["chat_template"], tokenizer, thinking, chat["template_tokens"])
+        return TemplateFormat(self.name, chat["chat_template"], tokenizer, thinking, chat["template_tokens"],
+                              parts=self.parts)
 
     # ---- weights (the one loader) ----------------------------------------------------------
     def load_model(self, source: Source):

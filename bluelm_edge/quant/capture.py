@@ -70,27 +70,46 @@ def render_with_mask(sample: CalibSample, tokenizer, cfg: BlueLMConfig) -> tuple
     tiles = [preprocess(img, cfg) for m in sample.messages for img in m.images]
     r = render(sample.messages, tokenizer, think=sample.think, add_generation_prompt=sample.generation_prompt,
                image_tokens=[t.n_tokens for t in tiles])
-    ids = torch.tensor([r.ids], dtype=torch.long)
     pixels = torch.cat([t.pixels for t in tiles]) if tiles else None
-    if ids.shape[1] > cfg.decoder.max_seq_len:
-        if pixels is not None and int((ids[0, cfg.decoder.max_seq_len :] == cfg.tokens.image).sum()):
-            raise DataError(f"a calibration sample is longer than the context ({cfg.decoder.max_seq_len}) "
-                            "and its image would be cut; shorten it")
-        ids = ids[:, : cfg.decoder.max_seq_len]
+    ids = _cut(torch.tensor([r.ids], dtype=torch.long), pixels, cfg)
     return ids, pixels, torch.tensor(r.loss_mask[: ids.shape[1]], dtype=torch.float32)
 
 
-def _calibrate_chat(model, cfg: BlueLMConfig, samples: list[CalibSample], chat) -> Calibration:
+def _calibrate_chat(model, cfg: BlueLMConfig, samples: list[CalibSample], chat, images=None) -> Calibration:
     usable = [s for s in samples if cfg.vision is not None or not any(m.images for m in s.messages)]
     if not usable:
         raise DataError("no calibration sample without images for this text-only model; give a text set "
                         "with --calibration")
-    caps = []
-    for s in usable:
-        ids = chat.prompt_ids(s.messages, think=s.think) if s.generation_prompt else \
-            chat.conversation_ids(s.messages, think=s.think)
-        caps.append(capture_sample(model, torch.tensor([ids[: cfg.decoder.max_seq_len]], dtype=torch.long), None))
+    read = images or _anyres(cfg)
+    caps = [capture_sample(model, *_chat_sample(s, cfg, chat, read)) for s in usable]
     return Calibration(caps, {"samples": len(caps), "source": "in-memory", "format": chat.name})
+
+
+def _chat_sample(s: CalibSample, cfg: BlueLMConfig, chat, read) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(ids [1, L] cut to the context, pixels [T, 3, S, S] or None) in the family's format, its
+    images through the family's reader (`read`: image -> PreparedImage)."""
+    prepared = [read(img) for m in s.messages for img in m.images]
+    kw = {"think": s.think, "image_tokens": [p.n_tokens for p in prepared],
+          "image_prompts": [p.prompt for p in prepared]}
+    ids = chat.prompt_ids(s.messages, **kw) if s.generation_prompt else chat.conversation_ids(s.messages, **kw)
+    ids_t = torch.tensor([ids], dtype=torch.long)
+    pixels = torch.cat([p.pixels for p in prepared]) if prepared else None
+    return _cut(ids_t, pixels, cfg), pixels
+
+
+def _cut(ids: torch.Tensor, pixels: torch.Tensor | None, cfg: BlueLMConfig) -> torch.Tensor:
+    """ids [1, L] cut to the context; a cut through an image is a one-line error."""
+    n = cfg.decoder.max_seq_len
+    if ids.shape[1] > n and pixels is not None and int((ids[0, n:] == cfg.tokens.image).sum()):
+        raise DataError(f"a calibration sample is longer than the context ({n}) and its image would be cut; "
+                        "shorten it")
+    return ids[:, :n]
+
+
+def _anyres(cfg: BlueLMConfig):
+    from bluelm_edge.families.base import anyres_reader
+
+    return anyres_reader(cfg)
 
 
 @torch.no_grad()
@@ -151,11 +170,13 @@ def load_calibration(folder: Path, cfg: BlueLMConfig | None = None) -> Calibrati
     return Calibration(samples, meta)
 
 
-def calibrate_in_memory(model, tokenizer, cfg: BlueLMConfig, samples: list[CalibSample], chat=None) -> Calibration:
+def calibrate_in_memory(model, tokenizer, cfg: BlueLMConfig, samples: list[CalibSample], chat=None,
+                        images=None) -> Calibration:
     """The same captures without a folder (tests, and quantize without --calibration). With `chat`
-    (a model family's ChatFormat) the samples are rendered in that family's format, and a
+    (a model family's ChatFormat) the samples are rendered in that family's format, their images
+    preprocessed by `images` (the family's `image_reader`; default BlueLM's AnyRes), and a
     text-only model skips the samples with images."""
     if chat is not None:
-        return _calibrate_chat(model, cfg, samples, chat)
+        return _calibrate_chat(model, cfg, samples, chat, images)
     caps = [capture_sample(model, *render_calib(s, tokenizer, cfg)) for s in samples]
     return Calibration(caps, {"samples": len(caps), "source": "in-memory"})

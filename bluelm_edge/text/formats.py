@@ -3,13 +3,17 @@
 A `ChatFormat` is what the chat session, the budget controller and the bundle manifest ask about
 a model's conversation format, so none of them knows a model name:
 
-- `prompt_ids(messages, think=..., image_tokens=...)`: the prompt for the next assistant turn;
+- `prompt_ids(messages, think=..., image_tokens=..., image_prompts=...)`: the prompt for the next
+  assistant turn (each image as its family's `PreparedImage` gave it: a count of `<image>` tokens
+  for BlueLM's format, the text its `<image>` placeholder becomes for a template's);
 - `tokens`: the special-token ids (think tags, stop ids; `NO_TOKEN` where the family has none);
 - `thinking`: the family's `ThinkingSpec` (tags, budget message), or None if it cannot think;
 - `manifest()`: the same as data for the bundle's manifest (the app renders from it).
 
 `BlueLMFormat` is our own format (`text/chat.py`); `TemplateFormat` renders a checkpoint's
-Jinja `chat_template` (`text/template.py`) and encodes the string, as `apply_chat_template` does.
+Jinja `chat_template` (`text/template.py`) and encodes the string, as `apply_chat_template` does;
+with `parts` (Idefics3) every message's content is a list of typed parts, images first, as the
+multimodal processors take it, and each rendered `<image>` is then replaced by its image's prompt.
 """
 
 from __future__ import annotations
@@ -46,10 +50,11 @@ class ChatFormat(Protocol):
     tokens: SpecialTokenIds
     thinking: ThinkingSpec | None
 
-    def prompt_ids(self, messages: list[Message], *, think: bool, image_tokens: list[int] | None = None
-                   ) -> list[int]: ...
+    def prompt_ids(self, messages: list[Message], *, think: bool, image_tokens: list[int] | None = None,
+                   image_prompts: list[str | None] | None = None) -> list[int]: ...
 
-    def conversation_ids(self, messages: list[Message], *, think: bool) -> list[int]: ...  # ends with an answer
+    def conversation_ids(self, messages: list[Message], *, think: bool, image_tokens: list[int] | None = None,
+                         image_prompts: list[str | None] | None = None) -> list[int]: ...  # ends with an answer
 
     def manifest(self) -> dict[str, Any]: ...
 
@@ -63,13 +68,15 @@ class BlueLMFormat:
     def __init__(self, tokenizer: Tokenizer) -> None:
         self.tokenizer, self.tokens = tokenizer, tokenizer.special
 
-    def prompt_ids(self, messages: list[Message], *, think: bool, image_tokens: list[int] | None = None
-                   ) -> list[int]:
+    def prompt_ids(self, messages: list[Message], *, think: bool, image_tokens: list[int] | None = None,
+                   image_prompts: list[str | None] | None = None) -> list[int]:
         return render(messages, self.tokenizer, think=think, add_generation_prompt=True,
                       image_tokens=image_tokens).ids
 
-    def conversation_ids(self, messages: list[Message], *, think: bool) -> list[int]:
-        return render(messages, self.tokenizer, think=think, add_generation_prompt=False).ids
+    def conversation_ids(self, messages: list[Message], *, think: bool, image_tokens: list[int] | None = None,
+                         image_prompts: list[str | None] | None = None) -> list[int]:
+        return render(messages, self.tokenizer, think=think, add_generation_prompt=False,
+                      image_tokens=image_tokens).ids
 
     def manifest(self) -> dict[str, Any]:
         return {"family": self.name, "chat_template": None, "thinking": asdict(self.thinking)}
@@ -79,25 +86,41 @@ class TemplateFormat:
     """A checkpoint's own Jinja chat template; thinking through the family's switch variable."""
 
     def __init__(self, name: str, template: str, tokenizer: Tokenizer, thinking: ThinkingSpec | None,
-                 special: dict[str, str | None]) -> None:
+                 special: dict[str, str | None], *, parts: bool = False) -> None:
         self.name, self.template, self.tokenizer = name, template, tokenizer
-        self.tokens, self.thinking, self.special = tokenizer.special, thinking, special
+        self.tokens, self.thinking, self.special, self.parts = tokenizer.special, thinking, special, parts
 
-    def render_text(self, messages: list[Message], *, think: bool, add_generation_prompt: bool = True) -> str:
-        """The prompt string (what `apply_chat_template(..., tokenize=False)` gives)."""
-        if any(m.images for m in messages):
+    def render_text(self, messages: list[Message], *, think: bool, add_generation_prompt: bool = True,
+                    image_prompts: list[str | None] | None = None) -> str:
+        """The prompt string (what `apply_chat_template(..., tokenize=False)` gives), each image's
+        `<image>` replaced by its prompt (what the processor then does)."""
+        has_images = any(m.images for m in messages)
+        if has_images and not self.parts:
             raise_no_images(self.name)
         extra = {self.thinking.switch: think} if self.thinking and self.thinking.switch else {}
-        dicts = [_as_dict(m, think) for m in messages]
-        return render_template(self.template, dicts, add_generation_prompt=add_generation_prompt,
+        dicts = [_as_dict(m, think, self.parts) for m in messages]
+        text = render_template(self.template, dicts, add_generation_prompt=add_generation_prompt,
                                special=self.special, **extra)
+        return self._expand(text, image_prompts or []) if self.parts else text
 
-    def prompt_ids(self, messages: list[Message], *, think: bool, image_tokens: list[int] | None = None
-                   ) -> list[int]:
-        return self.tokenizer.encode(self.render_text(messages, think=think))
+    def _expand(self, text: str, prompts: list[str | None]) -> str:
+        """`text` with its i-th image placeholder (the tokenizer's image token) replaced by prompt i."""
+        from bluelm_edge.errors import DataError
 
-    def conversation_ids(self, messages: list[Message], *, think: bool) -> list[int]:
-        return self.tokenizer.encode(self.render_text(messages, think=think, add_generation_prompt=False))
+        pieces = text.split(self.tokenizer.id_to_token(self.tokens.image) or "<image>")
+        if len(pieces) - 1 != len(prompts) or None in prompts:
+            raise DataError(f"the rendered prompt has {len(pieces) - 1} image placeholder(s) but {len(prompts)} "
+                            "image(s) were given; do not type the image token in the message")
+        return pieces[0] + "".join(p + rest for p, rest in zip(prompts, pieces[1:], strict=True))
+
+    def prompt_ids(self, messages: list[Message], *, think: bool, image_tokens: list[int] | None = None,
+                   image_prompts: list[str | None] | None = None) -> list[int]:
+        return self.tokenizer.encode(self.render_text(messages, think=think, image_prompts=image_prompts))
+
+    def conversation_ids(self, messages: list[Message], *, think: bool, image_tokens: list[int] | None = None,
+                         image_prompts: list[str | None] | None = None) -> list[int]:
+        return self.tokenizer.encode(self.render_text(messages, think=think, add_generation_prompt=False,
+                                                      image_prompts=image_prompts))
 
     def renderer(self) -> segments.Renderer:
         """The template as `text/segments` cuts it into the app's form."""
@@ -116,9 +139,14 @@ class TemplateFormat:
                 "segments": seg, "segments_problem": problem}
 
 
-def _as_dict(m: Message, think: bool) -> dict[str, Any]:
-    """A message as templates take it; an assistant's thinking as `reasoning_content` (Qwen3)."""
-    d: dict[str, Any] = {"role": m.role, "content": m.content}
+def _as_dict(m: Message, think: bool, parts: bool = False) -> dict[str, Any]:
+    """A message as templates take it; an assistant's thinking as `reasoning_content` (Qwen3). With
+    `parts`, content is `[{"type": "image"}] * n + [{"type": "text", "text": ...}]` (images first,
+    as SmolVLM's template expects: it writes "User:" without the space when an image leads)."""
+    content: Any = m.content
+    if parts:
+        content = [{"type": "image"} for _ in m.images] + [{"type": "text", "text": m.content}]
+    d: dict[str, Any] = {"role": m.role, "content": content}
     if think and m.thinking is not None:
         d["reasoning_content"] = m.thinking
     return d
