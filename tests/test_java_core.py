@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "android_demo" / "core" / "src"
 VECTORS = ROOT / "tests" / "vectors"
 TEST_CLASSES = ["ThinkingBudgetTest", "TilingTest", "ChatTemplateTest", "GenerationStatsTest", "BundleManifestTest",
-                "RunnerModelTest", "ChatEngineTest", "BenchmarkTest", "RunnerExceptionTest", "TemplateSegmentsTest"]
-N_TESTS = 28  # @Test methods in the ten classes
+                "RunnerModelTest", "ChatEngineTest", "BenchmarkTest", "RunnerExceptionTest", "TemplateSegmentsTest", "LiveStatsTest"]
+N_TESTS = 30  # @Test methods in the eleven classes
 
 
 def compile_core(out: Path) -> str:

@@ -12,6 +12,11 @@ final class ImageInput {
     private ImageInput() {
     }
 
+    /** The tiles {@link #tiles} will cut from the bitmap (grid + thumbnail). */
+    static int tileCount(Bitmap bitmap, BundleManifest m) {
+        return Tiling.tileCount(Tiling.chooseGrid(bitmap.getWidth(), bitmap.getHeight(), m.maxTiles, m.tileSize));
+    }
+
     static List<float[]> tiles(Bitmap bitmap, BundleManifest m) {
         List<float[]> out = new ArrayList<float[]>();
         if (bitmap == null) {

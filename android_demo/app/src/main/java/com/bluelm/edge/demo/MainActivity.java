@@ -19,24 +19,28 @@ import com.bluelm.edge.core.ChatEngine;
 import com.bluelm.edge.core.GenerationStats;
 import com.bluelm.edge.core.RunnerException;
 import java.io.File;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
  * The chat screen: a multi-turn conversation (New chat clears it; messages with the thinking
- * shown apart from the answer, collapsible), text input,
- * image from gallery or camera, thinking on/off, a budget slider (0, steps, unlimited), stop, a
- * stats line, a bundle picker and the backend and SoC of the loaded bundle.
+ * shown apart from the answer, collapsible), text input, images from gallery or camera (several
+ * per message), thinking on/off, a budget slider (0, steps, unlimited), a temperature slider
+ * (0 = greedy; LlmModule has no top-p), stop, a live line (decode tokens/s and resident memory)
+ * then the answer's stats, a bundle picker and the backend and SoC of the loaded bundle.
  */
 public class MainActivity extends Activity {
 
     static final int[] BUDGET_STEPS = {0, 32, 64, 128, 256, 512, 1024};
+    /** Temperature in steps of 0.1 from 0 (greedy) to 1.5. */
+    static final int TEMPERATURE_STEPS = 15;
     private static final int PICK_IMAGE = 1;
     private static final int TAKE_PHOTO = 2;
 
     private BundleStore store;
     private BundleManifest manifest;
     private ChatEngine engine;
-    private Bitmap image;
+    private final List<Bitmap> images = new ArrayList<Bitmap>();
     private boolean think = true;
     private TextView header;
     private TextView stats;
@@ -44,6 +48,8 @@ public class MainActivity extends Activity {
     private TextView budgetLabel;
     private TextView thinkButton;
     private SeekBar budgetBar;
+    private SeekBar temperatureBar;
+    private TextView temperatureLabel;
     private ViewGroup messages;
     private ScrollView scroll;
 
@@ -58,12 +64,17 @@ public class MainActivity extends Activity {
         budgetLabel = findViewById(R.id.budget_label);
         thinkButton = findViewById(R.id.think);
         budgetBar = findViewById(R.id.budget);
+        temperatureBar = findViewById(R.id.temperature);
+        temperatureLabel = findViewById(R.id.temperature_label);
         messages = findViewById(R.id.messages);
         scroll = findViewById(R.id.scroll);
         wireButtons();
         budgetBar.setMax(BUDGET_STEPS.length);
         budgetBar.setProgress(BUDGET_STEPS.length);
         budgetBar.setOnSeekBarChangeListener(new BudgetListener());
+        temperatureBar.setMax(TEMPERATURE_STEPS);
+        temperatureBar.setProgress(0);
+        temperatureBar.setOnSeekBarChangeListener(new BudgetListener());
         showBudget();
         openFirstBundle();
     }
@@ -128,10 +139,16 @@ public class MainActivity extends Activity {
         return p >= BUDGET_STEPS.length ? null : Integer.valueOf(BUDGET_STEPS[p]);
     }
 
+    float temperature() {
+        return temperatureBar.getProgress() / 10f;
+    }
+
     private void showBudget() {
         Integer b = budget();
         thinkButton.setText(think ? "Thinking: on" : "Thinking: off");
         budgetLabel.setText(b == null ? "Budget: unlimited" : "Budget: " + b + " tokens");
+        float t = temperature();
+        temperatureLabel.setText(t == 0f ? "Temperature: 0 (greedy)" : "Temperature: " + t);
     }
 
     private final class BudgetListener implements SeekBar.OnSeekBarChangeListener {
@@ -246,12 +263,23 @@ public class MainActivity extends Activity {
             return;
         }
         try {
+            Bitmap image = null;
             if (requestCode == PICK_IMAGE) {
                 image = BitmapFactory.decodeStream(getContentResolver().openInputStream(data.getData()));
             } else if (requestCode == TAKE_PHOTO) {
                 image = data.getParcelableExtra("data");
             }
-            stats.setText(image == null ? "No image" : "Image attached");
+            int need = image == null || manifest == null ? 0
+                    : (tileCount() + ImageInput.tileCount(image, manifest)) * manifest.tokensPerTile;
+            if (manifest != null && need >= manifest.maxContext) { // the images alone would fill the context
+                stats.setText("Not attached: the images would take " + need + " of the context's "
+                        + manifest.maxContext + " positions");
+                return;
+            }
+            if (image != null) {
+                images.add(image);
+            }
+            stats.setText(images.size() + " image(s) attached");
         } catch (java.io.FileNotFoundException e) {
             stats.setText("Cannot read the image: " + e.getMessage());
         }
@@ -268,9 +296,13 @@ public class MainActivity extends Activity {
         final TextView answer = addMessage("");
         thinking.setVisibility(View.GONE);
         thinking.setOnClickListener(new CollapseListener(thinking));
-        final List<float[]> tiles = ImageInput.tiles(image, manifest);
-        image = null;
+        final List<List<float[]>> tiles = new ArrayList<List<float[]>>();
+        for (Bitmap image : images) {
+            tiles.add(ImageInput.tiles(image, manifest));
+        }
+        images.clear();
         final Integer b = budget();
+        engine.setTemperature(temperature());
         new Thread(new Runnable() {
             @Override
             public void run() {
@@ -279,7 +311,16 @@ public class MainActivity extends Activity {
         }).start();
     }
 
-    private void runAnswer(String text, List<float[]> tiles, Integer b, final TextView thinking, final TextView answer) {
+    private int tileCount() {
+        int n = 0;
+        for (Bitmap image : images) {
+            n += ImageInput.tileCount(image, manifest);
+        }
+        return n;
+    }
+
+    private void runAnswer(String text, List<List<float[]>> tiles, Integer b, final TextView thinking,
+            final TextView answer) {
         try {
             GenerationStats s = engine.answer(text, tiles, b, new ChatEngine.Listener() {
                 @Override
@@ -288,6 +329,10 @@ public class MainActivity extends Activity {
                         @Override
                         public void run() {
                             (inThinking ? thinking : answer).append(piece);
+                            ChatEngine e = engine;
+                            if (e != null) {
+                                stats.setText(e.live().line()); // decode tokens/s and memory as it streams
+                            }
                             if (inThinking) {
                                 thinking.setVisibility(View.VISIBLE);
                             }

@@ -45,6 +45,7 @@ public final class ChatEngine {
     private final List<ChatTemplate.Message> history = new ArrayList<ChatTemplate.Message>();
     private volatile boolean userStopped;
     private volatile float temperature;
+    private final LiveStats live = new LiveStats();
     private boolean closed;
     /** The KV cache ends right after the last answer's text (EOS never cached, no thinking in it). */
     private boolean cacheHoldsHistory;
@@ -76,6 +77,11 @@ public final class ChatEngine {
             throw new IllegalArgumentException("temperature must be between 0 and 2, got " + t);
         }
         temperature = t;
+    }
+
+    /** The answer in progress: decode tokens/s and resident memory, for a live line on screen. */
+    public LiveStats live() {
+        return live;
     }
 
     /** Forget the conversation. */
@@ -164,6 +170,7 @@ public final class ChatEngine {
             boolean fresh) {
         userStopped = false;
         eosCached = false;
+        live.reset();
         boolean think = thinking(budget);
         List<String> suffix = manifest.budgetSuffix.length() == 0 ? Collections.<String>emptyList()
                 : Collections.singletonList(manifest.budgetSuffix);
@@ -272,8 +279,10 @@ public final class ChatEngine {
                 return;
             }
             sawEos |= tb.isEos(piece); // the runner ends on it, except as the prefill token: then stop
+            int tokens = counter.count(piece);
+            live.onTokens(tokens, System.nanoTime());
             StringBuilder force = new StringBuilder();
-            for (ThinkingBudget.Emitted e : tb.step(piece, counter.count(piece))) {
+            for (ThinkingBudget.Emitted e : tb.step(piece, tokens)) {
                 if (e.forced) {
                     force.append(e.piece);
                 }
