@@ -130,3 +130,24 @@ def test_chat_engine_vectors_are_the_bundles(bundle):
     think = manifest["app"]["tokens"]["think_start"]
     first = render_text([Message("user", "Hi")], think=True, add_generation_prompt=True) + think
     assert first in doc["encode"]  # the prompt the Java engine renders for a thinking answer
+
+
+def test_an_image_tile_takes_tokens_per_tile_positions(bundle):
+    """What the Java runner model encodes for prefillImage (RunnerModel.tileTokens = the manifest's
+    tokens_per_tile): after one image input, MultimodalRunner's position (its stats' prompt_tokens)
+    is tokens_per_tile + the text tokens; two images, twice that."""
+    import torch
+    from executorch.extension.llm.runner import make_image_input, make_text_input
+    from tokenizers import Tokenizer
+
+    app = json.loads((bundle / "manifest.json").read_text())["app"]
+    n, size = app["image"]["tokens_per_tile"], app["image"]["tile_size"]
+    text = len(Tokenizer.from_file(str(bundle / "tokenizer.json")).encode(" red", add_special_tokens=False).ids)
+    r = rs.runner(bundle, "multimodal")
+    tile = torch.zeros(3, size, size)
+    for images in (1, 2):
+        r.reset()
+        stats: list = []
+        inputs = [make_image_input(tile) for _ in range(images)] + [make_text_input(" red")]
+        r.generate(inputs, rs.config(1), token_callback=lambda p: None, stats_callback=stats.append)
+        assert stats[0].num_prompt_tokens == images * n + text
