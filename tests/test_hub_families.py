@@ -10,6 +10,7 @@ incomplete folders. The slow part exports bundles and runs ExecuTorch's own Text
 from __future__ import annotations
 
 import json
+from datetime import datetime
 import shutil
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def test_template_vectors_equal_ours_and_transformers(folders):
     from idefics3_folder import make_processor
 
     cases = read_vectors()["cases"]
-    assert len(cases) == 70 and {c["family"] for c in cases} == {*FAMILIES, "smolvlm"}
+    assert len(cases) == 73 and {c["family"] for c in cases} == {*FAMILIES, "smolvlm"}
     processor = make_processor()
     for case in cases:
         template = (TEMPLATES / case["template"]).read_text()
@@ -65,8 +66,9 @@ def test_template_vectors_equal_ours_and_transformers(folders):
                                special=case["tokens"], **case["variables"])
         assert ours == case["expected"], (case["family"], case["case"], case["variables"])
         hf = processor if case["family"] == "smolvlm" else hf_tokenizer(folders[case["family"]])
-        theirs = hf.apply_chat_template(
-            case["messages"], tokenize=False, add_generation_prompt=case["add_generation_prompt"], **case["variables"])
+        theirs = hf.apply_chat_template(  # the case's own template (not only the folder's)
+            case["messages"], tokenize=False, add_generation_prompt=case["add_generation_prompt"],
+            chat_template=template, **case["variables"])
         assert theirs == case["expected"], (case["family"], case["case"])
 
 
@@ -79,10 +81,23 @@ def test_segments_are_derived_and_render_every_vector():
     for name, (family, tokens) in families.items():
         assert segments.derive(renderer(family, (TEMPLATES / name).read_text(), tokens)) == vectors["segments"][name]
     for case in vectors["cases"]:
+        now = datetime.fromisoformat(case["now"]) if "now" in case else None  # a dated template's day
         got = segments.render(vectors["segments"][case["template"]], case["turns"],
                               think=case["variables"].get("enable_thinking", True),
-                              add_generation_prompt=case["add_generation_prompt"])
+                              add_generation_prompt=case["add_generation_prompt"], now=now)
         assert got == case["expected"], (case["family"], case["case"], case["variables"])
+
+
+def test_a_dated_template_keeps_its_date_as_a_marker():
+    """Llama 3.2-style "Today Date": the segments hold a marker, not the export day; a format the app
+    cannot mirror is refused."""
+    from bluelm_edge.text import segments
+
+    seg = read_vectors()["segments"]["llama3_2_style.jinja"]
+    assert "Today Date: \u27e6DATE:%d %b %Y\u27e7" in seg["begin"]["user"]
+    odd = "{{ bos_token }}{{ strftime_now('%j') }}{% for m in messages %}{{ m.content }}{% endfor %}"
+    seg, why = segments.derive_or_reason(segments.Renderer(odd, {"bos_token": "<s>"}))
+    assert seg is None and "uses %j" in why
 
 
 def test_a_template_the_app_cannot_mirror_gets_no_segments():

@@ -28,7 +28,7 @@ CORE = ROOT / "android_demo" / "core" / "src"
 VECTORS = ROOT / "tests" / "vectors"
 TEST_CLASSES = ["ThinkingBudgetTest", "TilingTest", "ChatTemplateTest", "GenerationStatsTest", "BundleManifestTest",
                 "RunnerModelTest", "ChatEngineTest", "BenchmarkTest", "RunnerExceptionTest", "TemplateSegmentsTest", "LiveStatsTest"]
-N_TESTS = 30  # @Test methods in the eleven classes
+N_TESTS = 31  # @Test methods in the eleven classes
 
 
 def compile_core(out: Path) -> str:
@@ -143,8 +143,12 @@ def _break_segments(doc: dict) -> str:
 def _python_segments_agree(doc: dict) -> bool:
     from bluelm_edge.text.segments import render
 
+    from datetime import datetime
+
     return all(render(doc["segments"][c["template"]], c["turns"], think=c["variables"].get("enable_thinking", True),
-                      add_generation_prompt=c["add_generation_prompt"]) == c["expected"] for c in doc["cases"])
+                      add_generation_prompt=c["add_generation_prompt"],
+                      now=datetime.fromisoformat(c["now"]) if "now" in c else None) == c["expected"]
+               for c in doc["cases"])
 
 
 def _python_chat_agrees(doc: dict) -> bool:

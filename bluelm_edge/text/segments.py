@@ -26,13 +26,20 @@ checked on `tests/vectors/hf_chat_templates.json`.
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from bluelm_edge.errors import DataError
 from bluelm_edge.text.template import render_template
 
 SCHEMA = "chat_segments/1"
+# A template's `strftime_now(fmt)` (Llama 3.2's "Today Date") is kept as the marker DATE_OPEN fmt
+# DATE_CLOSE and filled in when a prompt is rendered; the app mirrors these directives only.
+DATE_OPEN, DATE_CLOSE = "\u27e6DATE:", "\u27e7"
+DATE_DIRECTIVES = set("dmYybBaAHMS%")
+_DATE = re.compile(re.escape(DATE_OPEN) + "(.*?)" + re.escape(DATE_CLOSE))
 S, U1, A1, U2, X = "\u27e6S\u27e7", "\u27e6U1\u27e7", "\u27e6A1\u27e7", "\u27e6U2\u27e7", "\u27e6X\u27e7"
 OPS = ("drop_thinking", "strip", "lstrip_newlines", "strip_newlines")
 POSITIONS = ("system", "user", "assistant", "answer")  # answer: the last message, an assistant's
@@ -50,9 +57,23 @@ class Renderer:
     think_end: str | None = None
 
     def render(self, messages: list[dict[str, Any]], gen: bool, think: bool) -> str:
+        """The template's text, today's date left as its marker (`fill_dates` puts a date in)."""
         extra = {self.switch: think} if self.switch else {}
         dicts = [_as_template_message(m, self.parts) for m in messages]
-        return render_template(self.template, dicts, add_generation_prompt=gen, special=self.special, **extra)
+        return render_template(self.template, dicts, add_generation_prompt=gen, special=self.special,
+                               strftime_now=lambda fmt: f"{DATE_OPEN}{fmt}{DATE_CLOSE}", **extra)
+
+
+def fill_dates(text: str, now: datetime) -> str:
+    """Each date marker of a segment as `now.strftime` writes it (the C locale's month names)."""
+    return _DATE.sub(lambda m: now.strftime(m.group(1)), text)
+
+
+def _check_dates(seg: dict[str, Any]) -> None:
+    for fmt in _DATE.findall(repr(seg)):
+        bad = {d for d in re.findall(r"%(.)", fmt)} - DATE_DIRECTIVES
+        if bad:
+            raise DataError(f"chat segments: date format {fmt!r} uses %{sorted(bad)[0]}, which the app cannot mirror")
 
 
 def _as_template_message(m: dict[str, Any], parts: bool) -> dict[str, Any]:
@@ -194,6 +215,7 @@ def derive(r: Renderer) -> dict[str, Any]:
     seg["think_end"] = r.think_end
     if r.parts:
         _image_variants(r, seg)
+    _check_dates(seg)
     verify(r, seg)
     return seg
 
@@ -215,8 +237,17 @@ def _check_turns(messages: list[dict[str, Any]], gen: bool) -> None:
                         "turn for a generation prompt or an assistant turn otherwise")
 
 
-def render(seg: dict[str, Any], messages: list[dict[str, Any]], *, think: bool, add_generation_prompt: bool) -> str:
-    """The conversation as the segments write it (`messages`: role, content, images = count, first)."""
+def render(seg: dict[str, Any], messages: list[dict[str, Any]], *, think: bool, add_generation_prompt: bool,
+           now: datetime | None = None) -> str:
+    """The conversation as the segments write it (`messages`: role, content, images = count, first),
+    dates as of `now` (default: the clock)."""
+    when = now or datetime.now()
+    return _render(seg, messages, think, add_generation_prompt, lambda text: fill_dates(text, when))
+
+
+def _render(seg: dict[str, Any], messages: list[dict[str, Any]], think: bool, add_generation_prompt: bool,
+            fill=lambda text: text) -> str:
+    """`render` with `fill` applied to the segments' own text (a date marker in a message stays)."""
     _check_turns(messages, add_generation_prompt)
     out, last = [], len(messages) - 1
     for i, m in enumerate(messages):
@@ -225,11 +256,11 @@ def render(seg: dict[str, Any], messages: list[dict[str, Any]], *, think: bool, 
             raise DataError("chat segments: this template takes no images" if seg["image"] is None
                             else "chat segments: only user messages take images")
         answer = role == "assistant" and i == last and not add_generation_prompt
-        out.append(_header(seg, messages[i - 1]["role"] if i else None, role, images, answer))
+        out.append(fill(_header(seg, messages[i - 1]["role"] if i else None, role, images, answer)))
         out.append(seg["image"] * images if images else "")
         out.append(apply_ops(seg["content"]["answer" if answer else role], m["content"], seg["think_end"]))
     gen = seg["generation"]["think" if think else "no_think"]
-    return "".join(out) + (gen if add_generation_prompt else seg["end"])
+    return "".join(out) + fill(gen if add_generation_prompt else seg["end"])
 
 
 def _header(seg: dict[str, Any], prev: str | None, role: str, images: int, answer: bool) -> str:
@@ -268,6 +299,6 @@ def verify(r: Renderer, seg: dict[str, Any]) -> None:
             continue
         for think in (True, False):
             want = r.render(messages, gen, think)
-            if render(seg, messages, think=think, add_generation_prompt=gen) != want:
+            if _render(seg, messages, think, gen) != want:
                 raise DataError(f"chat segments: they do not reproduce the template on {[m['role'] for m in messages]}"
                                 f"{' with images' if any(m.get('images') for m in messages) else ''}")

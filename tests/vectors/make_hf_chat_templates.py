@@ -68,11 +68,37 @@ def smolvlm_cases() -> list[dict]:
     return out
 
 
+DATED = {"family": "llama", "template": "llama3_2_style.jinja", "now": "2026-03-05",
+         "variables": {"date_string": "05 Mar 2026"}}  # transformers fills the date from date_string
+
+
+def dated_cases() -> list[dict]:
+    """A Llama 3.2-style template that writes today's date: transformers given the date as
+    `date_string`, our segments given the same day as `now` (the app fills it from its clock)."""
+    import transformers
+
+    spec = FAMILIES["llama"]
+    template = (TEMPLATES / DATED["template"]).read_text()
+    with tempfile.TemporaryDirectory() as tmp:
+        fast = transformers.PreTrainedTokenizerFast(tokenizer_object=build_tokenizer("llama"), **spec["tokens"])
+        fast.save_pretrained(tmp)
+        tok = transformers.AutoTokenizer.from_pretrained(tmp)
+    out = []
+    for name in ("one_turn", "multi_turn", "system"):
+        messages = CONVERSATIONS[name]
+        text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, chat_template=template,
+                                       **DATED["variables"])
+        out.append({**DATED, "tokens": spec["tokens"], "case": f"dated_{name}", "messages": messages,
+                    "turns": _turns(messages), "add_generation_prompt": True, "expected": text})
+    return out
+
+
 def segments() -> dict:
     from bluelm_edge.text.segments import derive
 
     specs = {spec["template"]: (family, spec["tokens"]) for family, spec in FAMILIES.items()}
     specs[SMOLVLM["template"]] = ("smolvlm", SMOLVLM["tokens"])
+    specs[DATED["template"]] = ("llama", FAMILIES["llama"]["tokens"])
     return {name: derive(renderer(family, (TEMPLATES / name).read_text(), tokens))
             for name, (family, tokens) in specs.items()}
 
@@ -100,7 +126,7 @@ def cases() -> list[dict]:
                         "case": f"{name}+answer", "messages": whole, "turns": _turns(whole),
                         "add_generation_prompt": False,
                         "variables": {}, "expected": text})
-    return out + smolvlm_cases()
+    return out + smolvlm_cases() + dated_cases()
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 package com.bluelm.edge.core;
 
+import java.text.SimpleDateFormat;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.Date;
 import java.util.HashMap;
 import java.util.Iterator;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import org.json.JSONArray;
 import org.json.JSONException;
@@ -24,6 +27,9 @@ import org.json.JSONObject;
 public final class TemplateSegments implements PromptFormat {
 
     public static final String SCHEMA = "chat_segments/1";
+    /** A template's {@code strftime_now(fmt)}, kept as DATE_OPEN fmt DATE_CLOSE (Llama 3.2's "Today Date"). */
+    static final String DATE_OPEN = "\u27e6DATE:";
+    static final String DATE_CLOSE = "\u27e7";
 
     private final Map<String, String> begin;
     private final Map<String, String> between;
@@ -97,6 +103,11 @@ public final class TemplateSegments implements PromptFormat {
     @Override
     public String render(List<ChatTemplate.Message> messages, boolean think, boolean addGenerationPrompt,
             List<Integer> imageTokens) {
+        return render(messages, think, addGenerationPrompt, new Date());
+    }
+
+    /** The conversation with the template's dates as of {@code now}. */
+    public String render(List<ChatTemplate.Message> messages, boolean think, boolean addGenerationPrompt, Date now) {
         checkTurns(messages, addGenerationPrompt);
         StringBuilder sb = new StringBuilder();
         int last = messages.size() - 1;
@@ -107,13 +118,13 @@ public final class TemplateSegments implements PromptFormat {
                         : "only user messages take images");
             }
             boolean isAnswer = m.role.equals("assistant") && i == last && !addGenerationPrompt;
-            sb.append(header(i == 0 ? null : messages.get(i - 1).role, m.role, m.nImages > 0, isAnswer));
+            sb.append(fillDates(header(i == 0 ? null : messages.get(i - 1).role, m.role, m.nImages > 0, isAnswer), now));
             for (int k = 0; k < m.nImages; k++) {
                 sb.append(image);
             }
             sb.append(apply(content.get(isAnswer ? "answer" : m.role), m.content));
         }
-        sb.append(addGenerationPrompt ? (think ? generationThink : generationNoThink) : end);
+        sb.append(fillDates(addGenerationPrompt ? (think ? generationThink : generationNoThink) : end, now));
         return sb.toString();
     }
 
@@ -151,6 +162,36 @@ public final class TemplateSegments implements PromptFormat {
             }
         }
         return text;
+    }
+
+    /** Each date marker as Python's {@code now.strftime(fmt)} writes it in the C locale. */
+    static String fillDates(String text, Date now) {
+        StringBuilder sb = new StringBuilder();
+        int at = 0;
+        for (int open = text.indexOf(DATE_OPEN); open >= 0; open = text.indexOf(DATE_OPEN, at)) {
+            int close = text.indexOf(DATE_CLOSE, open);
+            sb.append(text, at, open).append(strftime(text.substring(open + DATE_OPEN.length(), close), now));
+            at = close + DATE_CLOSE.length();
+        }
+        return sb.append(text.substring(at)).toString();
+    }
+
+    /** The directives text/segments.py lets through (DATE_DIRECTIVES): d m Y y b B a A H M S %. */
+    static String strftime(String fmt, Date now) {
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < fmt.length(); i++) {
+            char c = fmt.charAt(i);
+            if (c != '%' || i + 1 == fmt.length()) {
+                sb.append(c);
+                continue;
+            }
+            char d = fmt.charAt(++i);
+            String pattern = d == 'd' ? "dd" : d == 'm' ? "MM" : d == 'Y' ? "yyyy" : d == 'y' ? "yy"
+                    : d == 'b' ? "MMM" : d == 'B' ? "MMMM" : d == 'a' ? "EEE" : d == 'A' ? "EEEE"
+                    : d == 'H' ? "HH" : d == 'M' ? "mm" : d == 'S' ? "ss" : null;
+            sb.append(pattern == null ? String.valueOf(d) : new SimpleDateFormat(pattern, Locale.US).format(now));
+        }
+        return sb.toString();
     }
 
     @Override

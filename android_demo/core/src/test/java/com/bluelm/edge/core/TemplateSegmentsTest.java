@@ -31,13 +31,15 @@ public class TemplateSegmentsTest {
     public void everyCaseEqualsApplyChatTemplate() throws Exception {
         JSONObject v = Vectors.load("hf_chat_templates.json");
         JSONArray cases = v.getJSONArray("cases");
-        assertTrue("too few cases", cases.length() >= 70);
+        assertTrue("too few cases", cases.length() >= 73);
         List<Integer> none = Collections.emptyList();
         for (int i = 0; i < cases.length(); i++) {
             JSONObject c = cases.getJSONObject(i);
             TemplateSegments seg = new TemplateSegments(v.getJSONObject("segments").getJSONObject(c.getString("template")));
             boolean think = c.getJSONObject("variables").optBoolean("enable_thinking", true);
-            String got = seg.render(turns(c.getJSONArray("turns")), think, c.getBoolean("add_generation_prompt"), none);
+            java.util.Date now = c.has("now") ? new java.text.SimpleDateFormat("yyyy-MM-dd").parse(c.getString("now"))
+                    : new java.util.Date(); // a dated template's day, as transformers was given it
+            String got = seg.render(turns(c.getJSONArray("turns")), think, c.getBoolean("add_generation_prompt"), now);
             assertEquals(c.getString("family") + " " + c.getString("case") + " " + c.getJSONObject("variables"),
                     c.getString("expected"), got);
         }
@@ -67,7 +69,7 @@ public class TemplateSegmentsTest {
             assertEquals(name, seg.render(one, false, true, none), cached + next);
             continued++;
         }
-        assertEquals("llama3 and smollm2 continue", 2, continued);
+        assertEquals("llama3, the llama3.2-style and smollm2 continue", 3, continued);
     }
 
     @Test(expected = IllegalArgumentException.class)
@@ -75,6 +77,15 @@ public class TemplateSegmentsTest {
         JSONObject v = Vectors.load("hf_chat_templates.json");
         TemplateSegments seg = new TemplateSegments(v.getJSONObject("segments").getJSONObject("qwen3.jinja"));
         seg.render(ChatTemplate.single("Describe it.", 1), false, true, Collections.<Integer>emptyList());
+    }
+
+    @Test
+    public void datesAreStrftimes() throws Exception {
+        java.util.Date day = new java.text.SimpleDateFormat("yyyy-MM-dd HH:mm:ss").parse("2026-03-05 07:08:09");
+        assertEquals("05 Mar 2026 | March Thursday Thu | 03/26 07:08:09 100%",
+                TemplateSegments.strftime("%d %b %Y | %B %A %a | %m/%y %H:%M:%S 100%%", day));
+        assertEquals("Today Date: 05 Mar 2026\n", TemplateSegments.fillDates(
+                "Today Date: " + TemplateSegments.DATE_OPEN + "%d %b %Y" + TemplateSegments.DATE_CLOSE + "\n", day));
     }
 
     @Test
