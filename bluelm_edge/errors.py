@@ -37,3 +37,7 @@ class DataError(BlueLMError):
 
 class ContextError(UsageError, ValueError):
     """A prompt that does not fit the model's context (checked before the runtime is called)."""
+
+
+class FallbackError(BlueLMError):
+    """A program whose decoder would leave the NPU for the CPU in the middle (an export error)."""

@@ -138,5 +138,8 @@ def bundle_fits(manifest: dict[str, Any], soc: Soc | None) -> tuple[bool, str]:
     if backend not in soc.backends:
         return False, f"{soc.name} ({soc.id}) has no {backend} backend; use an xnnpack bundle"
     if not target or str(target).lower() != soc.id.lower():
-        return False, f"bundle was compiled for {target}, this phone has {soc.id} ({soc.name}); export for {soc.id}"
+        built = load_socs().get(str(target).upper()) or load_socs().get(str(target).lower())
+        gen = lambda s: f", {s.npu_family} {s.npu_generation}" if s is not None and s.npu_generation else ""  # noqa: E731
+        return False, (f"bundle was compiled for {target}{gen(built)}, this phone has {soc.id} ({soc.name}{gen(soc)}); "
+                       f"re-export with --backend {backend} --soc {soc.id}")
     return True, f"{backend} bundle for {soc.id}"

@@ -45,6 +45,9 @@ def test_bundle_fits():
     assert bundle_fits({"backend": "qnn", "soc": "SM8650"}, socs["SM8650"]) == (True, "qnn bundle for SM8650")
     ok, reason = bundle_fits({"backend": "qnn", "soc": "SM8650"}, socs["SM8750"])
     assert not ok and "compiled for SM8650" in reason and "\n" not in reason
+    assert "hexagon-htp v75" in reason and reason.endswith("re-export with --backend qnn --soc SM8750")
+    ok, reason = bundle_fits({"backend": "qnn", "soc": "SM8650"}, socs["SM8550"])  # an S23: v73, not v75
+    assert not ok and "v73" in reason and reason.endswith("--soc SM8550")
     assert bundle_fits({"backend": "qnn", "soc": "SM8650"}, socs["mt6989"])[0] is False
     assert bundle_fits({"backend": "mediatek", "soc": "mt6989"}, socs["mt6989"])[0] is True
     assert bundle_fits({"backend": "mediatek", "soc": "mt6989"}, None)[0] is False

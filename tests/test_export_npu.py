@@ -169,3 +169,27 @@ def test_qnn_coverage_counts_the_way_qnn_partitions():
     delegable = coverage.qnn_supported_ops() | coverage.qnn_folded_ops()
     cpu_split = coverage.partitions(edge["decode"], delegable - {"aten.mul.Tensor"})
     assert cpu_split > 1  # a CPU op between linear/cat and softmax cuts the graph
+
+
+@pytest.mark.slow
+def test_a_cpu_fallback_inside_the_decoder_is_an_export_error(qnn_bundle, tmp_path, monkeypatch):
+    """Were QNN unable to run one decoder op (here: its concatenation), the export stops with one
+    line naming the op and the methods, and writes nothing, instead of reporting a percentage."""
+    from bluelm_edge.errors import FallbackError
+    from bluelm_edge.export import coverage
+    from bluelm_edge.export.pipeline import ExportOptions, lower_into
+
+    out, _ = qnn_bundle
+    progs, info = archive.load_programs(out / contract.PROGRAM_PT2)
+    real = coverage.qnn_supported_ops()
+    assert "aten.cat.default" in real
+    monkeypatch.setenv("QNN_SDK_ROOT", "")
+    monkeypatch.setattr(coverage, "qnn_supported_ops", lambda: real - {"aten.cat.default"})
+    folder = tmp_path / "lowering"
+    folder.mkdir()
+    opts = ExportOptions(preset="tiny", backend="qnn", soc="SM8650", max_context=64, prefill_chunk=16)
+    with pytest.raises(FallbackError) as err:
+        lower_into(folder, opts, progs, info["constants"])
+    msg = str(err.value)
+    assert "\n" not in msg and "aten.cat.default" in msg and "decode" in msg and "prefill" in msg
+    assert "SM8650" in msg and not any(folder.iterdir())

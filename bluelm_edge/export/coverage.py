@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from bluelm_edge.errors import FallbackError
+
 # Graph plumbing that never reaches an operator builder.
 _PLUMBING = {"getitem", "_operator.getitem"}
 
@@ -113,3 +115,16 @@ def report(backend: str, edge_programs: dict[str, Any], supported: set[str] | No
         "cpu_fallbacks_in_decoder": sum(m.get("cpu_ops", 0) for n, m in methods.items() if n in DECODER_METHODS)
         if checked else None,
     }
+
+
+def require_decoder_on_npu(cov: dict[str, Any], soc: str | None) -> None:
+    """Refuse a program whose decoder methods hold ops the backend leaves to the CPU: each splits the
+    graph and sends activations through the CPU every token (counted as the backend partitions)."""
+    if not cov.get("cpu_fallbacks_in_decoder"):
+        return
+    where = {n: m["unsupported"] for n, m in cov["methods"].items() if n in DECODER_METHODS and m.get("cpu_ops")}
+    ops = sorted({op for bad in where.values() for op in bad})
+    raise FallbackError(f"the {cov['backend']} decoder would fall back to the CPU for {cov['cpu_fallbacks_in_decoder']} "
+                        f"op(s) ({', '.join(ops[:4])}{' ...' if len(ops) > 4 else ''}) in {', '.join(sorted(where))} "
+                        f"on {soc or 'this SoC'}; the backend cannot run this graph whole: use a recipe or model "
+                        "form it supports, or --backend xnnpack")

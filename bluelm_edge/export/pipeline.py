@@ -338,6 +338,7 @@ def lower_into(folder: Path, opts: ExportOptions, progs: dict, meta: dict,
     supported = coverage.qnn_supported_ops() if opts.backend == "qnn" else None
     folded = coverage.qnn_folded_ops() if opts.backend == "qnn" else None
     cov = coverage.report(opts.backend, edge, supported, folded)
+    coverage.require_decoder_on_npu(cov, opts.soc)
     atomic_write_text(folder / contract.COVERAGE_JSON, json.dumps(cov, indent=2) + "\n")
     info = {"backend": opts.backend, "soc": opts.soc, "recipe": opts.recipe,
             **archive.versions(contract.NPU_GRAPH_CONTRACT)}
