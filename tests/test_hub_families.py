@@ -323,3 +323,18 @@ def test_eval_on_a_text_only_folder_runs_the_text_tasks(folders):
 
     text_tasks = {t.name for t in get_tasks(None) if t.kind == "text"}
     assert {r["task"] for r in report["results"]} == text_tasks
+
+
+def test_calibrate_and_quantize_take_a_hub_folder(folders, tmp_path):
+    """`calibrate DIR` and `quantize DIR` read the folder through its family (Qwen3's own template;
+    the shipped set's image samples skipped for a text-only model) and quantize its text methods."""
+    calib, out = tmp_path / "calib", tmp_path / "q"
+    res = _cli("calibrate", str(folders["qwen3"]), "--samples", "8", "--out", str(calib), "--json")
+    assert res.exit_code == 0, res.output
+    meta = json.loads(res.stdout)
+    assert meta["images"] == 0 and 0 < meta["samples"] <= 8
+    res = _cli("quantize", str(folders["qwen3"]), "--recipe", "xnnpack-8da4w", "--calibration", str(calib),
+               "--out", str(out), "--json")
+    assert res.exit_code == 0, res.output
+    info = json.loads((out / "quantize.json").read_text())
+    assert info["methods"] == ["token_embedding", "text_decoder", "forward"]

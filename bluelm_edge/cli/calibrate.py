@@ -27,22 +27,20 @@ def calibrate(
 
     Then:    bluelm-edge quantize --recipe qnn-16a4w --calibration calib --out q-qnn
     """
+    from bluelm_edge.families import open_folder
     from bluelm_edge.io import check_output_dir
-    from bluelm_edge.model.checkpoint import load_checkpoint
     from bluelm_edge.quant.calibration import load_set
     from bluelm_edge.quant.capture import run_calibration
-    from bluelm_edge.text.tokenizer import Tokenizer
 
     check_output_dir(out)
-    folder = resolve_model_dir(model)
-    net, cfg = load_checkpoint(folder)
-    tokenizer = Tokenizer.from_file(folder / "tokenizer.json")
+    src = open_folder(resolve_model_dir(model))  # any family: ours or a Hugging Face download
+    net, cfg, tokenizer = src.load_model(), src.config, src.tokenizer
     chosen = load_set(data, samples)
     with Progress(TextColumn("[bold]calibrate"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=Console(stderr=True), transient=True) as bar:
         job = bar.add_task("calibrate", total=len(chosen))
         run_calibration(net, tokenizer, cfg, chosen, out, source=str(data or "default"),
-                        on_sample=lambda _: bar.advance(job))
+                        on_sample=lambda _: bar.advance(job), chat=src.chat, images=src.image_reader())
     meta = json.loads((out / "calibration.json").read_text())
     if json_out:
         typer.echo(json.dumps({"out": str(out), **meta}, indent=2))

@@ -59,17 +59,19 @@ def _run(folder: Path, recipe, calibration: Path | None, soc: str | None, out: P
     import torch
 
     from bluelm_edge.graphs import methods
+    from bluelm_edge.export import contract
+    from bluelm_edge.families import open_folder
     from bluelm_edge.io import atomic_dir
-    from bluelm_edge.model.checkpoint import load_checkpoint
     from bluelm_edge.quant.api import quantize_for_backend
     from bluelm_edge.quant.calibration import load_set
     from bluelm_edge.quant.capture import calibrate_in_memory, load_calibration
-    from bluelm_edge.text.tokenizer import Tokenizer
 
-    net, cfg = load_checkpoint(folder)
+    src = open_folder(folder)  # any family: ours or a Hugging Face download
+    net, cfg = src.load_model(), src.config
     calib = (load_calibration(calibration, cfg) if calibration else
-             calibrate_in_memory(net, Tokenizer.from_file(folder / "tokenizer.json"), cfg, load_set(samples=16)))
-    q = quantize_for_backend(net, cfg, recipe, calib, soc=soc)
+             calibrate_in_memory(net, src.tokenizer, cfg, load_set(samples=16), src.chat, src.image_reader()))
+    names = [m for m in contract.METHODS if cfg.vision is not None or m != contract.VISION_ENCODER]
+    q = quantize_for_backend(net, cfg, recipe, calib, soc=soc, methods=names)
     progs = methods.export_methods(net, modules=q.modules)
     info = {"recipe": recipe.name, "backend": recipe.backend, "soc": soc or recipe.default_soc,
             "fallback": q.fallback, "methods": list(progs), "model": str(folder)}

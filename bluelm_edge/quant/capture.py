@@ -75,11 +75,17 @@ def render_with_mask(sample: CalibSample, tokenizer, cfg: BlueLMConfig) -> tuple
     return ids, pixels, torch.tensor(r.loss_mask[: ids.shape[1]], dtype=torch.float32)
 
 
-def _calibrate_chat(model, cfg: BlueLMConfig, samples: list[CalibSample], chat, images=None) -> Calibration:
+def _usable(samples: list[CalibSample], cfg: BlueLMConfig) -> list[CalibSample]:
+    """The samples a model can take: all, or those without images for a text-only model."""
     usable = [s for s in samples if cfg.vision is not None or not any(m.images for m in s.messages)]
-    if not usable:
+    if samples and not usable:
         raise DataError("no calibration sample without images for this text-only model; give a text set "
                         "with --calibration")
+    return usable
+
+
+def _calibrate_chat(model, cfg: BlueLMConfig, samples: list[CalibSample], chat, images=None) -> Calibration:
+    usable = _usable(samples, cfg)
     read = images or _anyres(cfg)
     caps = [capture_sample(model, *_chat_sample(s, cfg, chat, read)) for s in usable]
     return Calibration(caps, {"samples": len(caps), "source": "in-memory", "format": chat.name})
@@ -127,16 +133,24 @@ def run_calibration(
     *,
     source: str = "default",
     on_sample: Callable[[int], None] | None = None,
+    chat=None,
+    images=None,
 ) -> Path:
-    """Capture every sample's inputs and write the calibration folder `out` atomically."""
+    """Capture every sample's inputs and write the calibration folder `out` atomically. With `chat`
+    and `images` (a family's ChatFormat and image reader) the samples are rendered in that family's
+    format, as `calibrate_in_memory` does; a text-only model skips the samples with images."""
     from safetensors.torch import save_file
 
+    if chat is not None:
+        samples = _usable(samples, cfg)
+        read = images or _anyres(cfg)
     if not samples:
         raise DataError(f"calibration set {source} is empty; give at least one sample")
     tensors, lengths = {}, []
     with atomic_dir(Path(out)) as tmp:
         for i, sample in enumerate(samples):
-            captured = capture_sample(model, *render_calib(sample, tokenizer, cfg))
+            rendered = _chat_sample(sample, cfg, chat, read) if chat is not None else render_calib(sample, tokenizer, cfg)
+            captured = capture_sample(model, *rendered)
             tensors.update({f"s{i}.{k}": v for k, v in captured.items() if v is not None})
             lengths.append(int(captured["ids"].shape[1]))
             if on_sample:
