@@ -1,0 +1,38 @@
+"""The app's adapter over ExecuTorch's LlmModule (android_demo/app ModuleRunner) under JUnit, against
+a test double of the 1.5 LlmModule (tests/java/: same members as stubs/api-list.txt, 1.5's failure
+behaviour) on an exported bundle's manifest and tokenizer: error codes and one-line messages at
+create, load and generate, streamed pieces, the temperature reaching generate, close while running."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bluelm_edge.android.toolchain import JUNIT_JARS, ORG_JSON_JAR
+
+pytestmark = [
+    pytest.mark.java,
+    pytest.mark.skipif(shutil.which("javac") is None or not all(p.is_file() for p in (*JUNIT_JARS, ORG_JSON_JAR)),
+                       reason="needs a JDK, junit4 and libandroid-json-org-java (scripts/install.sh)"),
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "android_demo" / "app" / "src" / "main" / "java" / "com" / "bluelm" / "edge" / "demo"
+
+
+def test_module_runner_over_the_1_5_module(fp32_export, tmp_path):
+    libs = [str(ORG_JSON_JAR), *map(str, JUNIT_JARS)]
+    sources = [*sorted((ROOT / "android_demo" / "core" / "src" / "main").rglob("*.java")),
+               APP / "ModuleRunner.java", APP / "Files.java", *sorted((ROOT / "tests" / "java").rglob("*.java"))]
+    out = tmp_path / "classes"
+    proc = subprocess.run(["javac", "-nowarn", "-encoding", "UTF-8", "-cp", ":".join(libs), "-d", str(out),
+                           *map(str, sources)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    bundle = fp32_export[0].out
+    proc = subprocess.run(["java", f"-Dbluelm.bundle={bundle}", "-cp", ":".join([str(out), *libs]),
+                           "org.junit.runner.JUnitCore", "com.bluelm.edge.demo.ModuleRunnerTest"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "OK (5 tests)" in proc.stdout, proc.stdout[-3000:]
