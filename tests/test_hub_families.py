@@ -338,3 +338,24 @@ def test_calibrate_and_quantize_take_a_hub_folder(folders, tmp_path):
     assert res.exit_code == 0, res.output
     info = json.loads((out / "quantize.json").read_text())
     assert info["methods"] == ["token_embedding", "text_decoder", "forward"]
+
+
+def test_export_warns_when_the_app_cannot_render_the_template(folders, tmp_path):
+    """A template whose headers count the turns cannot be cut into segments: the bundle says why and
+    the export warns in one line (the bundle still runs on the host)."""
+    import shutil
+
+    from test_cli import cli
+
+    folder = tmp_path / "numbered"
+    shutil.copytree(folders["smollm2"], folder)
+    (folder / "chat_template.jinja").write_text(
+        "{% for m in messages %}[{{ loop.index }}] {{ m.role }}: {{ m.content }}\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant:{% endif %}")
+    res = cli("export", "--model", str(folder), "--recipe", "fp32", "--max-context", "128", "--no-benchmark",
+              "--out", str(tmp_path / "bundle"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    warnings = [x for x in res.stderr.splitlines() if x.startswith("warning:")]
+    assert len(warnings) == 1 and "cannot render llama's chat template (they do not reproduce" in warnings[0]
+    chat = json.loads((tmp_path / "bundle" / "manifest.json").read_text())["app"]["chat"]
+    assert chat["segments"] is None and chat["segments_problem"].startswith("they do not reproduce")

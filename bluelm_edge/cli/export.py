@@ -39,6 +39,16 @@ def _warn_context(model: Path | None, preset: str | None, max_context: int | Non
         Console(stderr=True).print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True, highlight=False)
 
 
+def _warn_app_template(out: Path) -> None:
+    """Warn (stderr, one line) when the demo app cannot render the bundle's chat template."""
+    chat = json.loads((out / "manifest.json").read_text()).get("app", {}).get("chat") or {}
+    if chat.get("chat_template") and chat.get("segments") is None:
+        Console(stderr=True).print(
+            f"[yellow]warning:[/yellow] the demo app cannot render {chat.get('family')}'s chat template "
+            f"({chat.get('segments_problem')}); the bundle runs on the host (bluelm-edge run) and in "
+            "ExecuTorch's runners", soft_wrap=True, highlight=False)
+
+
 def export(
     model: Annotated[Path | None, typer.Option(help="Checkpoint folder: ours or a Hugging Face download (Qwen3, "
                                                   "Qwen2, Llama 3.x, SmolLM) (default: the shipped stand-in).")] = None,
@@ -76,6 +86,7 @@ def export(
         typer.echo(json.dumps(result.summary(), indent=2))
     else:
         _print_summary(Console(), result)
+    _warn_app_template(result.out)
     if result.missing:
         raise SdkMissingError(f"{result.missing.replace('BUNDLE', str(out))} (lowering-ready bundle in {out})")
 
