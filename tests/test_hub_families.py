@@ -10,8 +10,8 @@ incomplete folders. The slow part exports bundles and runs ExecuTorch's own Text
 from __future__ import annotations
 
 import json
-from datetime import datetime
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -287,7 +287,8 @@ def test_bundle_manifest_carries_the_family(hub_bundles):
     assert app["thinking"]["budget_message"] == QWEN3_BUDGET_MESSAGE and app["thinking"]["budget_suffix"] == "\n\n"
     assert app["tokens"]["think_start"] == "<think>" and app["token_ids"]["image"] == -1
     assert json.loads((hub_bundles["llama"] / "manifest.json").read_text())["app"]["chat"]["thinking"] is None
-    assert app["chat"]["segments"] == read_vectors()["segments"]["qwen3.jinja"] and app["chat"]["segments_problem"] is None
+    assert app["chat"]["segments"] == read_vectors()["segments"]["qwen3.jinja"]
+    assert app["chat"]["segments_problem"] is None
 
 
 @pytest.mark.slow

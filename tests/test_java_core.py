@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "android_demo" / "core" / "src"
 VECTORS = ROOT / "tests" / "vectors"
 TEST_CLASSES = ["ThinkingBudgetTest", "TilingTest", "ChatTemplateTest", "GenerationStatsTest", "BundleManifestTest",
-                "RunnerModelTest", "ChatEngineTest", "BenchmarkTest", "RunnerExceptionTest", "TemplateSegmentsTest", "LiveStatsTest"]
+                "RunnerModelTest", "ChatEngineTest", "BenchmarkTest", "RunnerExceptionTest", "TemplateSegmentsTest",
+                "LiveStatsTest"]
 N_TESTS = 31  # @Test methods in the eleven classes
 
 
@@ -141,9 +142,9 @@ def _break_segments(doc: dict) -> str:
 
 
 def _python_segments_agree(doc: dict) -> bool:
-    from bluelm_edge.text.segments import render
-
     from datetime import datetime
+
+    from bluelm_edge.text.segments import render
 
     return all(render(doc["segments"][c["template"]], c["turns"], think=c["variables"].get("enable_thinking", True),
                       add_generation_prompt=c["add_generation_prompt"],

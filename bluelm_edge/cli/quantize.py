@@ -58,9 +58,9 @@ def quantize(
 def _run(folder: Path, recipe, calibration: Path | None, soc: str | None, out: Path) -> dict:
     import torch
 
-    from bluelm_edge.graphs import methods
     from bluelm_edge.export import contract
     from bluelm_edge.families import open_folder
+    from bluelm_edge.graphs import methods
     from bluelm_edge.io import atomic_dir
     from bluelm_edge.quant.api import quantize_for_backend
     from bluelm_edge.quant.calibration import load_set

@@ -110,7 +110,8 @@ def npu_metadata(cfg: BlueLMConfig, prefill_chunk: int, vision_batch: int) -> di
                 "get_pad_id": cfg.tokens.pad, "get_graph_contract_version": NPU_GRAPH_CONTRACT_VERSION})
     scaling = d.rope_scaling()
     if scaling is not None:
-        out.update(zip(NPU_ROPE_SCALING_KEYS, (float(scaling[0]), float(scaling[1]), float(scaling[2]), scaling[3])))
+        values = (float(scaling[0]), float(scaling[1]), float(scaling[2]), scaling[3])
+        out.update(zip(NPU_ROPE_SCALING_KEYS, values, strict=True))
     return out
 
 

@@ -124,7 +124,8 @@ def require_decoder_on_npu(cov: dict[str, Any], soc: str | None) -> None:
         return
     where = {n: m["unsupported"] for n, m in cov["methods"].items() if n in DECODER_METHODS and m.get("cpu_ops")}
     ops = sorted({op for bad in where.values() for op in bad})
-    raise FallbackError(f"the {cov['backend']} decoder would fall back to the CPU for {cov['cpu_fallbacks_in_decoder']} "
+    n = cov["cpu_fallbacks_in_decoder"]
+    raise FallbackError(f"the {cov['backend']} decoder would fall back to the CPU for {n} "
                         f"op(s) ({', '.join(ops[:4])}{' ...' if len(ops) > 4 else ''}) in {', '.join(sorted(where))} "
                         f"on {soc or 'this SoC'}; the backend cannot run this graph whole: use a recipe or model "
                         "form it supports, or --backend xnnpack")

@@ -149,7 +149,8 @@ def run_calibration(
     tensors, lengths = {}, []
     with atomic_dir(Path(out)) as tmp:
         for i, sample in enumerate(samples):
-            rendered = _chat_sample(sample, cfg, chat, read) if chat is not None else render_calib(sample, tokenizer, cfg)
+            rendered = (_chat_sample(sample, cfg, chat, read) if chat is not None
+                        else render_calib(sample, tokenizer, cfg))
             captured = capture_sample(model, *rendered)
             tensors.update({f"s{i}.{k}": v for k, v in captured.items() if v is not None})
             lengths.append(int(captured["ids"].shape[1]))

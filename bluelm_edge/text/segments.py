@@ -185,7 +185,8 @@ def _rendered_content(r: Renderer, seg: dict[str, Any], position: str, probe: st
         out, head, tail = r.render([_msg("system", probe), _msg("user", U1)], True, False), seg["begin"]["system"], \
             seg["between"]["system>user"] + U1 + seg["generation"]["no_think"]
     elif position == "user":
-        out, head, tail = r.render([_msg("user", probe)], True, False), seg["begin"]["user"], seg["generation"]["no_think"]
+        out = r.render([_msg("user", probe)], True, False)
+        head, tail = seg["begin"]["user"], seg["generation"]["no_think"]
     elif position == "assistant":
         out = r.render([_msg("user", U1), _msg("assistant", probe), _msg("user", U2)], True, False)
         head = seg["begin"]["user"] + U1 + seg["between"]["user>assistant"]

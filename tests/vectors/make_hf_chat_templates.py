@@ -118,7 +118,8 @@ def cases() -> list[dict]:
                 extra = {} if thinking is None else {"enable_thinking": thinking}
                 text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **extra)
                 out.append({"family": family, "template": spec["template"], "tokens": spec["tokens"],
-                            "case": name, "messages": messages, "turns": _turns(messages), "add_generation_prompt": True,
+                            "case": name, "messages": messages, "turns": _turns(messages),
+                            "add_generation_prompt": True,
                             "variables": extra, "expected": text})
             whole = [*messages, {"role": "assistant", "content": A1}] if messages[-1]["role"] == "user" else messages
             text = tok.apply_chat_template(whole, tokenize=False, add_generation_prompt=False)
