@@ -65,15 +65,12 @@ def make_plan(params: dict[str, int], config: Any, recipe: Any, context: int) ->
     d = config.decoder
     if not 0 < context <= d.max_seq_len:
         raise UsageError(f"plan: --context {context} must be between 1 and the model's {d.max_seq_len}")
-    counts = dict(params)
-    unquantized = all(recipe.part(s)["scheme"] == "fp32" for s in ("embeddings", "output_head"))
-    if counts["output_head"] == 0 and not unquantized:  # tied, but quantized apart: two copies
-        counts["output_head"] = counts["decoder_embedding"]
+    tied = params["output_head"] == 0
+    # a tied fp32 table serves embedding and head at once; quantized, the head is its own copy
+    shared = tied and all(recipe.part(s)["scheme"] == "fp32" for s in ("embeddings", "output_head"))
+    counts = {**params, "output_head": params["decoder_embedding"]} if tied and not shared else params
     weights = {p: int(counts[p] * bytes_per_weight(recipe.part(sub))) for p, sub in PART_SUBMODEL.items()}
-    if params["output_head"] == 0 and unquantized:  # one fp32 table serves both; a step reads it all
-        step_head = weights["decoder_embedding"]
-    else:
-        step_head = weights["output_head"]
+    step_head = weights["decoder_embedding"] if shared else weights["output_head"]  # a step reads the head whole
     kv_bytes = bytes_per_weight(recipe.part("kv_cache"))
     kv = int(2 * d.layers * d.kv_heads * int(d.head_dim) * context * kv_bytes)
     step = weights["decoder_layers"] + step_head + kv

@@ -138,8 +138,12 @@ def bundle_fits(manifest: dict[str, Any], soc: Soc | None) -> tuple[bool, str]:
     if backend not in soc.backends:
         return False, f"{soc.name} ({soc.id}) has no {backend} backend; use an xnnpack bundle"
     if not target or str(target).lower() != soc.id.lower():
-        built = load_socs().get(str(target).upper()) or load_socs().get(str(target).lower())
-        gen = lambda s: f", {s.npu_family} {s.npu_generation}" if s is not None and s.npu_generation else ""  # noqa: E731
-        return False, (f"bundle was compiled for {target}{gen(built)}, this phone has {soc.id} ({soc.name}{gen(soc)}); "
-                       f"re-export with --backend {backend} --soc {soc.id}")
+        built = next((s for s in load_socs().values() if s.id.lower() == str(target).lower()), None)
+        return False, (f"bundle was compiled for {target}{_npu(built)}, this phone has {soc.id} "
+                       f"({soc.name}{_npu(soc)}); re-export with --backend {backend} --soc {soc.id}")
     return True, f"{backend} bundle for {soc.id}"
+
+
+def _npu(soc: Soc | None) -> str:
+    """", hexagon-htp v75" for a chip whose NPU generation the catalogue knows, else ""."""
+    return f", {soc.npu_family} {soc.npu_generation}" if soc is not None and soc.npu_generation else ""

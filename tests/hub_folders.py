@@ -119,11 +119,12 @@ def hf_model(path: Path):
 
 
 def renderer(family: str, template: str, tokens: dict):
-    """The `text/segments.Renderer` a bundle of this test family gets (Qwen3: thinking switch and tags)."""
-    from bluelm_edge.text.segments import Renderer, content_parts
+    """The `text/segments.Renderer` a bundle of this test family gets (Qwen3: thinking switch and tags;
+    SmolVLM: content as typed parts, as the Idefics3 family sets it)."""
+    from bluelm_edge.text.segments import Renderer
 
     think = ("enable_thinking", "<think>", "</think>") if family == "qwen3" else (None, None, None)
-    return Renderer(template, tokens, think[0], content_parts(template, tokens), think[1], think[2])
+    return Renderer(template, tokens, think[0], family == "smolvlm", think[1], think[2])
 
 
 def read_vectors() -> dict:

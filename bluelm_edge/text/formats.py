@@ -125,8 +125,7 @@ class TemplateFormat:
     def renderer(self) -> segments.Renderer:
         """The template as `text/segments` cuts it into the app's form."""
         t = self.thinking
-        return segments.Renderer(self.template, self.special, t.switch if t else None,
-                                 segments.content_parts(self.template, self.special),
+        return segments.Renderer(self.template, self.special, t.switch if t else None, self.parts,
                                  t.think_start if t else None, t.think_end if t else None)
 
     def manifest(self) -> dict[str, Any]:

@@ -83,17 +83,6 @@ def _as_template_message(m: dict[str, Any], parts: bool) -> dict[str, Any]:
     return {"role": m["role"], "content": [{"type": "image"}] * images + [{"type": "text", "text": m["content"]}]}
 
 
-def content_parts(template: str, special: dict[str, str | None]) -> bool:
-    """True when the template reads content as a list of parts (a string content does not reach the output)."""
-    probe = [{"role": "user", "content": X}]
-    try:
-        if X in render_template(template, probe, add_generation_prompt=True, special=special):
-            return False
-    except DataError:
-        pass
-    return True
-
-
 def apply_ops(ops: list[str], text: str, think_end: str | None) -> str:
     """The content operations in order (the vocabulary `OPS`; the Java core has the same)."""
     for op in ops:
@@ -182,8 +171,9 @@ def _probes(r: Renderer, position: str) -> list[str]:
 def _rendered_content(r: Renderer, seg: dict[str, Any], position: str, probe: str) -> str:
     """What the template writes for content `probe` at `position` (cut out by the known segments)."""
     if position == "system":
-        out, head, tail = r.render([_msg("system", probe), _msg("user", U1)], True, False), seg["begin"]["system"], \
-            seg["between"]["system>user"] + U1 + seg["generation"]["no_think"]
+        out = r.render([_msg("system", probe), _msg("user", U1)], True, False)
+        head = seg["begin"]["system"]
+        tail = seg["between"]["system>user"] + U1 + seg["generation"]["no_think"]
     elif position == "user":
         out = r.render([_msg("user", probe)], True, False)
         head, tail = seg["begin"]["user"], seg["generation"]["no_think"]
@@ -280,16 +270,15 @@ def battery(images: bool) -> list[tuple[list[dict[str, Any]], bool]]:
     """The conversations `verify` renders both ways: (messages, add_generation_prompt)."""
     u, a, think = "Hello! What is 17 + 25?", "It is 42.", "<think>\n17 + 25 = 42\n</think>\n\nIt is 42."
     ws, sys_ = "  spaced out \n", "You are terse."
-    n = 1 if images else 0
     convs = [([_msg("user", u)], True), ([_msg("user", ws)], True), ([_msg("user", u), _msg("assistant", a)], False),
              ([_msg("user", u), _msg("assistant", think), _msg("user", ws)], True),
              ([_msg("user", u), _msg("assistant", " \n" + a + " "), _msg("user", u), _msg("assistant", a)], False),
              ([_msg("system", sys_), _msg("user", u)], True),
              ([_msg("system", " " + sys_ + "\n"), _msg("user", u), _msg("assistant", a), _msg("user", u)], True)]
     if images:
-        convs += [([_msg("user", u, n)], True), ([_msg("user", u, 2)], True),
-                  ([_msg("user", u, n), _msg("assistant", a), _msg("user", ws, 2)], True),
-                  ([_msg("system", sys_), _msg("user", u, n), _msg("assistant", a)], False)]
+        convs += [([_msg("user", u, 1)], True), ([_msg("user", u, 2)], True),
+                  ([_msg("user", u, 1), _msg("assistant", a), _msg("user", ws, 2)], True),
+                  ([_msg("system", sys_), _msg("user", u, 1), _msg("assistant", a)], False)]
     return convs
 
 

@@ -5,7 +5,7 @@ import java.util.List;
 /**
  * How a bundle's model family turns a conversation into prompt text: {@link ChatTemplate}
  * (BlueLM's own format) or {@link TemplateSegments} (a checkpoint's chat template, cut into
- * segments by the exporter). {@link BundleManifest#format()} picks it from {@code app.chat}, so
+ * segments by the exporter). {@link BundleManifest#format} picks it from {@code app.chat}, so
  * nothing here knows a model name.
  */
 public interface PromptFormat {
