@@ -132,16 +132,20 @@ def test_chat_engine_vectors_are_the_bundles(bundle):
     assert first in doc["encode"]  # the prompt the Java engine renders for a thinking answer
 
 
-def test_an_image_tile_takes_tokens_per_tile_positions(bundle):
+@pytest.mark.parametrize("which", ["tiny", "geometry"])
+def test_an_image_tile_takes_tokens_per_tile_positions(which, request):
     """What the Java runner model encodes for prefillImage (RunnerModel.tileTokens = the manifest's
     tokens_per_tile): after one image input, MultimodalRunner's position (its stats' prompt_tokens)
-    is tokens_per_tile + the text tokens; two images, twice that."""
+    is tokens_per_tile + the text tokens; two images, twice that. Also at the real tile geometry
+    (378-px tiles, 196 tokens a tile)."""
     import torch
     from executorch.extension.llm.runner import make_image_input, make_text_input
     from tokenizers import Tokenizer
 
+    bundle = request.getfixturevalue("bundle") if which == "tiny" else request.getfixturevalue("geometry_export")[0].out
     app = json.loads((bundle / "manifest.json").read_text())["app"]
     n, size = app["image"]["tokens_per_tile"], app["image"]["tile_size"]
+    assert which == "tiny" or (n, size) == (196, 378)
     text = len(Tokenizer.from_file(str(bundle / "tokenizer.json")).encode(" red", add_special_tokens=False).ids)
     r = rs.runner(bundle, "multimodal")
     tile = torch.zeros(3, size, size)
