@@ -117,6 +117,25 @@ def test_program_holds_no_fp32_copies(qnn_bundle):
 
 
 @pytest.mark.slow
+def test_archive_stores_the_decoder_weights_once(qnn_bundle):
+    """decode reads prefill's weight tensors: the archive holds them once (decode's member has
+    one-element placeholders, `shared` names the source) and loading restores the sharing."""
+    import zipfile
+
+    out, _ = qnn_bundle
+    progs, info = archive.load_programs(out / contract.PROGRAM_PT2)
+    shared = info["shared"][contract.DECODE]
+    prefill = {t.data_ptr() for t in progs[contract.PREFILL].state_dict.values()}
+    decode = progs[contract.DECODE].state_dict
+    assert set(shared) == set(decode) and all(src == contract.PREFILL for src, _ in shared.values())
+    assert all(t.data_ptr() in prefill and t.stride() == t.contiguous().stride() for t in decode.values())
+    codes = sum(t.numel() for t in decode.values() if t.dtype == torch.int8)
+    with zipfile.ZipFile(out / contract.PROGRAM_PT2) as zf:
+        size = {i.filename: i.file_size for i in zf.infolist()}
+    assert size["decode.pt2"] < size["prefill.pt2"] - codes  # not one int8 weight stored twice
+
+
+@pytest.mark.slow
 def test_lower_from_a_fresh_process_runs_the_passes_then_names_the_sdk(qnn_bundle, tmp_path):
     """`bluelm-edge lower` in another process: program.pt2 loads (quantized ops registered), the QNN
     passes run, and the run ends with one line naming what is missing (exit 3, no traceback)."""

@@ -68,7 +68,8 @@ def _owned(model: nn.Module, names: list[str]) -> list[tuple[str, nn.Module, boo
     return [(n, model.get_submodule(n), not (n in top and len(names) > 1)) for n in names]
 
 
-def _materialize_piece(model: nn.Module, names: list[str], seed: int, device: str) -> None:
+def materialize_piece(model: nn.Module, names: list[str], seed: int, device: str = "cpu") -> None:
+    """Allocate and initialise one piece (`pieces`) of a meta model in float32."""
     owned = _owned(model, names)
     for _, module, recurse in owned:
         module.to_empty(device=device, recurse=recurse)
@@ -121,7 +122,7 @@ def materialize_and_quantize(
     from bluelm_edge.quant.xnnpack import quantize_xnnpack_
 
     for names in pieces(model):
-        _materialize_piece(model, names, seed, device)
+        materialize_piece(model, names, seed, device)
         if recipe is not None:
             quantize_xnnpack_(model, recipe, only=_quant_scope(model, names))
         if on_piece is not None:

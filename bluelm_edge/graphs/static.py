@@ -26,7 +26,7 @@ from torch.export import ExportedProgram
 from bluelm_edge.export import contract
 from bluelm_edge.model.decoder import MASK_VALUE, _expand_kv, rope_tables
 
-__all__ = ["MASK_VALUE", "StaticStep", "export_npu", "npu_modules", "rope_tables", "step_mask"]
+__all__ = ["MASK_VALUE", "StaticStep", "export_npu", "layer_step", "npu_modules", "rope_tables", "step_mask"]
 
 
 def _attend(attn: nn.Module, x, cos, sin, mask, k_cache, v_cache):
@@ -53,12 +53,17 @@ class StaticStep(nn.Module):
         x = embeds  # [1, C, D]
         new_k, new_v = [], []
         for i, layer in enumerate(self.decoder.layers):
-            h, k, v = _attend(layer.attn, layer.attn_norm(x), rope_cos, rope_sin, mask, k_caches[i], v_caches[i])
-            x = x + h
-            x = x + layer.mlp(layer.mlp_norm(x))
+            x, k, v = layer_step(layer, x, rope_cos, rope_sin, mask, k_caches[i], v_caches[i])
             new_k.append(k)
             new_v.append(v)
         return self.decoder.head(self.decoder.norm(x)), new_k, new_v
+
+
+def layer_step(layer: nn.Module, x, cos, sin, mask, k_cache, v_cache):
+    """One decoder layer of the static step: x [1, C, D] -> (x, k_new, v_new [1, KV, C, hd])."""
+    h, k, v = _attend(layer.attn, layer.attn_norm(x), cos, sin, mask, k_cache, v_cache)
+    x = x + h
+    return x + layer.mlp(layer.mlp_norm(x)), k, v
 
 
 def npu_modules(model: nn.Module, names=None) -> dict[str, nn.Module]:

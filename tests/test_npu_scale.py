@@ -1,0 +1,111 @@
+"""Piece-by-piece NPU quantization (`export/npu_scale.py`) against the whole-model path, at the real
+tile geometry (378-px tiles, 196 tokens a tile): a model built on the meta device and materialised
+one piece at a time must give exactly the whole path's quantized program (same weights, same
+quantization parameters, bit-identical logits through the host NPU runner), release every fp32
+piece it quantized, and keep one copy of the decoder's weights for prefill and decode."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bluelm_edge.export import contract
+from bluelm_edge.export.npu_host import NpuDecoder
+from bluelm_edge.export.npu_quant import quantize_npu
+from bluelm_edge.export.npu_scale import quantize_npu_piecewise
+from bluelm_edge.export.scale import materialize_, materialize_piece, pieces
+from bluelm_edge.graphs.static import export_npu
+from bluelm_edge.model.checkpoint import build_model
+from bluelm_edge.model.config import preset
+from bluelm_edge.quant.calibration import load_set
+from bluelm_edge.quant.capture import calibrate_in_memory
+from bluelm_edge.text.tokenizer import default_tokenizer
+
+CHUNK, CONTEXT = 64, 320
+RECIPES = {"qnn": ("qnn-16a4w", "SM8650"), "mediatek": ("mediatek-a16w4", "mt6989")}
+
+
+def _config():
+    cfg = preset("geometry")
+    cfg.decoder.max_seq_len = CONTEXT
+    return cfg.validate()
+
+
+@pytest.fixture(scope="module", params=sorted(RECIPES))
+def both(request):
+    recipe, soc = RECIPES[request.param]
+    cfg, tok, samples = _config(), default_tokenizer(), load_set(None, 6)  # 4 text + 2 image samples
+    whole_model = materialize_(build_model(cfg, "meta"), seed=0)
+    calib = calibrate_in_memory(whole_model, tok, cfg, samples)
+    whole = quantize_npu(whole_model, recipe, calib, soc=soc, chunk=CHUNK, fallback=[])
+    model = build_model(cfg, "meta")
+    for names in pieces(model):
+        if not names[0].startswith("decoder.layers."):
+            materialize_piece(model, names, seed=0)
+    piece_calib = calibrate_in_memory(model.eval(), tok, cfg, samples)  # through the materialised rest only
+    seen = []
+    piece = quantize_npu_piecewise(model, recipe, piece_calib, soc=soc, chunk=CHUNK,
+                                   materialize=lambda names: materialize_piece(model, names, seed=0),
+                                   release=lambda names: [model.get_submodule(n).to("meta") for n in names],
+                                   on_piece=seen.append)
+    return cfg, calib, piece_calib, export_npu(whole, cfg, CHUNK, 1), export_npu(piece, cfg, CHUNK, 1), model, seen
+
+
+def test_capture_through_the_materialised_rest_equals_the_whole_model(both):
+    _, calib, piece_calib, *_ = both
+    assert sum(s["pixels"] is not None for s in calib.samples) == 2
+    for a, b in zip(calib.samples, piece_calib.samples, strict=True):
+        assert torch.equal(a["ids"], b["ids"]) and torch.equal(a["embeds"], b["embeds"])
+
+
+@torch.no_grad()
+def test_piecewise_program_equals_the_whole_path(both):
+    """Same logits bit for bit through 3 prefill chunks (the last padded) and 6 decode steps, and the
+    same vision features for a real-geometry tile (196 tokens)."""
+    cfg, calib, _, whole, piece, *_ = both
+    meta = contract.npu_metadata(cfg, CHUNK, 1)
+    a, b = NpuDecoder.from_programs(whole, meta), NpuDecoder.from_programs(piece, meta)
+    ids = torch.randint(11, cfg.decoder.vocab_size, (1, 150), generator=torch.Generator().manual_seed(1))
+    emb = a.token_embedding(ids)
+    assert torch.equal(emb, b.token_embedding(ids))
+    la, lb = a.text_decoder(emb, torch.arange(150)), b.text_decoder(emb, torch.arange(150))
+    assert a.calls[contract.PREFILL] == 3 and torch.equal(la, lb)
+    for step in range(6):
+        nxt = a.token_embedding(la.argmax(-1, keepdim=True))
+        la, lb = a.text_decoder(nxt, torch.tensor([150 + step])), b.text_decoder(nxt, torch.tensor([150 + step]))
+        assert torch.equal(la, lb)
+    tile = next(s["pixels"][:1] for s in calib.samples if s["pixels"] is not None)
+    fa, fb = a.vision_encoder(tile), b.vision_encoder(tile)
+    assert fa.shape == (1, 196, cfg.decoder.dim) and torch.equal(fa, fb)
+
+
+def test_every_quantized_piece_was_released(both):
+    *_, model, seen = both
+    assert seen[0] == [contract.VISION_ENCODER, contract.TOKEN_EMBEDDING]
+    assert seen[1:] == [[f"decoder.layers.{i}"] for i in range(model.cfg.decoder.layers)] + [
+        ["decoder.norm", "decoder.head"]]
+    released = [model.vision, model.adapter, *model.decoder.layers]
+    assert all(p.is_meta for m in released for p in m.parameters())
+
+
+def _held(ep) -> dict[int, torch.Tensor]:
+    return {t.data_ptr(): t for t in (*ep.state_dict.values(), *ep.constants.values()) if t.numel()}
+
+
+def test_decode_reads_the_prefill_weights_and_no_fp32_copies(both):
+    """One copy of the decoder's weights (decode's tensors are prefill's) in both paths; the linears
+    are held quantized (int8 codes: 1 byte a weight), nothing holds a 2-D fp32 weight."""
+    cfg, _, _, whole, piece, *_ = both
+    for progs in (whole, piece):
+        prefill, decode = _held(progs[contract.PREFILL]), _held(progs[contract.DECODE])
+        assert set(decode) <= set(prefill)
+        codes = sum(t.numel() for t in prefill.values() if t.dtype == torch.int8 and t.dim() == 2)
+        d = cfg.decoder
+        linears = d.layers * (d.dim * (d.heads + 2 * d.kv_heads) * d.head_dim + d.heads * d.head_dim * d.dim
+                              + 3 * d.dim * d.ffn_dim) + d.vocab_size * d.dim
+        assert codes == linears
+        fp32 = [t.shape for t in prefill.values() if t.dtype == torch.float32 and t.dim() == 2
+                and t.shape[-1] == d.dim]
+        assert not fp32, fp32
+    assert sum(t.numel() for t in _held(piece[contract.PREFILL]).values()) == sum(
+        t.numel() for t in _held(whole[contract.PREFILL]).values())
