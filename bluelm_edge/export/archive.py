@@ -8,7 +8,6 @@ graph contract or ExecuTorch version this toolkit does not understand (one line,
 
 from __future__ import annotations
 
-import io
 import json
 import zipfile
 from contextlib import contextmanager

@@ -145,6 +145,7 @@ def quantize_npu_piecewise(model: nn.Module, recipe: Recipe | str, calib: Calibr
         for s, gm in _convert(prepared).items():
             graphs[s].append(gm)
         release(piece)
+        return_freed_memory()
         done(piece)
     head = _quantize_head(model, inputs, steps, chunk, recipe, soc, fallback)
     done(["decoder.norm", "decoder.head"])
@@ -201,3 +202,17 @@ def _quantize_head(model: nn.Module, inputs: list[torch.Tensor], steps: list[str
         for x in inputs:
             prepared[by_length[x.shape[1]]](x)
     return _convert(prepared)
+
+
+def return_freed_memory() -> None:
+    """Give freed heap pages back to the OS (glibc `malloc_trim`; elsewhere nothing): a released
+    layer's fp32 weights otherwise stay in the process's arenas, and RSS climbs ~0.2 GB a layer
+    at 3B while the live tensors grow only by the layer's int8 codes."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
