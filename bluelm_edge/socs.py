@@ -36,13 +36,14 @@ class Soc:
     schemes: tuple[str, ...]
     backends: tuple[str, ...]
     match: tuple[str, ...]
+    context_budget_mb: float | None = None  # quantized weights per compiled NPU context (shards)
 
     @classmethod
     def from_entry(cls, e: dict[str, Any]) -> Soc:
         return cls(
             e["id"], e["name"], e["vendor"], e["npu"]["family"], e["npu"]["generation"],
             e["memory_bandwidth_gbs"], e["npu_tops"], e.get("npu_tops_source", "spec"),
-            tuple(e["schemes"]), tuple(e["backends"]), tuple(e["match"]),
+            tuple(e["schemes"]), tuple(e["backends"]), tuple(e["match"]), e.get("context_budget_mb"),
         )
 
 

@@ -66,6 +66,9 @@ def export(
     prefill_chunk: Annotated[int | None, typer.Option(
         help="Tokens per prefill call: qnn/mediatek static prefill graph (default 128); xnnpack longest call.",
         min=1)] = None,
+    shards: Annotated[str, typer.Option(
+        help="qnn/mediatek: cut the decoder into N NPU contexts/chunks of whole layers; auto: the fewest "
+             "that keep each within the SoC's per-context budget.")] = "auto",
     json_out: JsonOpt = False,
 ) -> None:
     """Export a checkpoint to an ExecuTorch bundle: calibrate, quantize, lower, write, verify, benchmark.
@@ -73,6 +76,8 @@ def export(
     Example: bluelm-edge export                      (tiny stand-in, xnnpack-8da4w, ./bluelm-bundle)
 
     Example: bluelm-edge export --backend qnn --soc SM8650 --out bundle-qnn
+
+    Example: bluelm-edge export --preset bluelm-2.5-3b --backend qnn --shards 2 --out bundle-3b
     """
     from bluelm_edge.export.pipeline import ExportOptions, SdkMissingError, run_export
 
@@ -80,7 +85,7 @@ def export(
     _warn_context(model, preset, max_context)
     opts = ExportOptions(model=model, preset=preset, backend=backend, soc=soc, recipe=recipe, max_context=max_context,
                          out=out, force=force, calibration=calibration, samples=samples, benchmark=not no_benchmark,
-                         text_only=text_only, prefill_chunk=prefill_chunk)
+                         text_only=text_only, prefill_chunk=prefill_chunk, shards=shards)
     result = run_export(opts, show=not json_out)
     if json_out:
         typer.echo(json.dumps(result.summary(), indent=2))

@@ -123,10 +123,11 @@ def npu_rope_scaling(meta: dict[str, Any]) -> tuple[float, float, float, int] | 
     return float(f), float(low), float(high), int(ctx)
 
 
-def npu_manifest(prefill_chunk: int) -> dict[str, Any]:
-    """The manifest's extra keys of a QNN / MediaTek bundle: which runner drives its program."""
+def npu_manifest(prefill_chunk: int, shards: int = 1) -> dict[str, Any]:
+    """The manifest's extra keys of a QNN / MediaTek bundle: which runner drives its program, and
+    into how many NPU contexts (QNN) / chunks (MediaTek) the lowering cuts its decoder."""
     return {"runner": NPU_RUNNER, "graph_contract": NPU_GRAPH_CONTRACT, "methods": list(NPU_METHODS),
-            "prefill_chunk": prefill_chunk}
+            "prefill_chunk": prefill_chunk, "shards": shards}
 
 
 def app_section(cfg: BlueLMConfig, vision_batch: int, chat: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from bluelm_edge.errors import FallbackError
+from bluelm_edge.export.shards import FALLBACK
 
 # Graph plumbing that never reaches an operator builder.
 _PLUMBING = {"getitem", "_operator.getitem"}
@@ -62,23 +63,19 @@ def op_name_of(target: Any) -> str:
 
 
 def partitions(program: Any, delegable: set[str]) -> int:
-    """Connected groups of delegable call_function nodes (plumbing joins them): the partitions a
-    capability-based partitioner would cut, since a CPU op between two groups splits them."""
-    inside = {n for n in program.graph.nodes
-              if n.op == "call_function" and (op_name(n) in delegable or op_name(n) in _PLUMBING)}
-    parent = {n: n for n in inside}
+    """The partitions a capability-based partitioner (what QnnPartitioner and NeuropilotPartitioner
+    run) cuts from the delegable call_function nodes: a CPU op between two groups, or a shard
+    boundary, splits them, and no partition may depend on itself through a CPU op."""
+    from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
+    from torch.fx.passes.operator_support import OperatorSupportBase
 
-    def root(n):
-        while parent[n] is not n:
-            parent[n] = parent[parent[n]]
-            n = parent[n]
-        return n
+    class Delegable(OperatorSupportBase):
+        def is_node_supported(self, submodules, node: torch.fx.Node) -> bool:
+            return node.op == "call_function" and (op_name(node) in delegable or op_name(node) in _PLUMBING)
 
-    for n in inside:
-        for user in n.users:
-            if user in inside:
-                parent[root(n)] = root(user)
-    return len({root(n) for n in inside if op_name(n) not in _PLUMBING})
+    found = CapabilityBasedPartitioner(program.graph_module, Delegable(),
+                                       allows_single_node_partition=True).propose_partitions()
+    return sum(1 for p in found if any(op_name(n) not in _PLUMBING for n in p.nodes))
 
 
 DECODER_METHODS = ("text_decoder", "forward", "prefill", "decode")
@@ -87,13 +84,16 @@ DECODER_METHODS = ("text_decoder", "forward", "prefill", "decode")
 def report(backend: str, edge_programs: dict[str, Any], supported: set[str] | None,
            folded: set[str] | None = None) -> dict[str, Any]:
     """Per method: ops the backend runs, ops that fall back to CPU, q/dq folded into encodings, the
-    expected partition count; `cpu_fallbacks_in_decoder` sums the CPU ops of the decoder methods."""
+    expected partition count (one per shard in a split decoder); `cpu_fallbacks_in_decoder` sums
+    the CPU ops of the decoder methods (shard boundaries are not CPU work: an identity between two
+    contexts)."""
     folded = folded or set()
     methods, missing, total, ok = {}, set(), 0, 0
     for name, program in edge_programs.items():
         ops = graph_ops(program)
+        boundaries = ops.pop(FALLBACK, 0)  # intended cuts between shards, not CPU work
         bad = sorted(op for op in ops if supported is not None and op not in supported and op not in folded)
-        entry = {"ops": dict(sorted(ops.items())), "unsupported": bad}
+        entry = {"ops": dict(sorted(ops.items())), "unsupported": bad, "shard_boundaries": boundaries}
         if supported is not None:
             entry.update(npu_ops=sum(c for op, c in ops.items() if op in supported and op not in folded),
                          cpu_ops=sum(ops[op] for op in bad),

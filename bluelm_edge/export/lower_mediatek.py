@@ -27,27 +27,69 @@ def missing_sdk() -> str | None:
             "install the NeuroPilot Express SDK wheels, then run `bluelm-edge lower BUNDLE`")
 
 
-def edge_programs(programs: dict[str, ExportedProgram]) -> dict[str, ExportedProgram]:
-    """Plain `to_edge` of every method: the graphs the NeuroPilot partitioner would see."""
+def _split(program: ExportedProgram, layers: int, shards: int) -> ExportedProgram:
+    """Cut a decoder edge program into `shards` chunks of whole layers (the boundary op the
+    partitioner skips): upstream's `num_chunks`, one delegate per chunk."""
+    from bluelm_edge.export import shards as sharding
+
+    sharding.split_pass(layers, shards)(program.graph_module)
+    return program
+
+
+def edge_programs(programs: dict[str, ExportedProgram], soc: str | None = None, layers: int = 0,
+                  shards: int = 1) -> dict[str, ExportedProgram]:
+    """Plain `to_edge` of every method: the graphs the NeuroPilot partitioner would see, the
+    decoder methods cut into `shards` chunks."""
     from executorch.exir import EdgeCompileConfig, to_edge
+
+    from bluelm_edge.export.coverage import DECODER_METHODS
 
     with torch.no_grad():
         edge = to_edge(programs, compile_config=EdgeCompileConfig(_check_ir_validity=False))
-    return {name: edge.exported_program(name) for name in programs}
+    out = {name: edge.exported_program(name) for name in programs}
+    if shards > 1:
+        out.update({n: _split(p, layers, shards) for n, p in out.items() if n in DECODER_METHODS})
+    return out
+
+
+def compile_spec(soc: str, method: str, shards: int = 1) -> list:
+    """NeuroPilot compile spec as upstream's Llama export passes it: the GNO LTS options, the
+    platform, and a shared-blob key per method group, so the prompt (prefill) and generate
+    (decode) shapes of the decoder share one copy of its weights. Upstream keys each chunk's own
+    .pte; a compile spec here covers every partition of a method, so a chunked decoder goes
+    without the key rather than give N different chunks one blob name."""
+    import struct
+
+    from executorch.exir.backend.backend_details import CompileSpec
+
+    from bluelm_edge.export.coverage import DECODER_METHODS
+
+    group = "decoder" if method in DECODER_METHODS else method
+    spec = [CompileSpec("gno", b"LTS"), CompileSpec("gno-exp", b""), CompileSpec("gno-non-4d-tiling", b""),
+            CompileSpec("ImportForever", struct.pack("?", True)), CompileSpec("platform-config", soc.lower().encode())]
+    if shards == 1 or method not in DECODER_METHODS:
+        spec.append(CompileSpec("ExtractSharedBlobKey", f"bluelm_{group}".encode()))
+    return spec
 
 
 def lower(programs: dict[str, ExportedProgram], metadata: dict[str, Any], soc: str) -> bytes:
-    """NeuropilotPartitioner lowering for platform `soc` -> `.pte` bytes (needs the SDK)."""
-    from executorch.backends.mediatek import NeuropilotPartitioner
-    from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
-    from executorch.exir.backend.backend_details import CompileSpec
+    """NeuropilotPartitioner lowering for platform `soc` -> `.pte` bytes (needs the SDK); graph I/O
+    is left to the runner, as upstream's export does."""
+    from executorch.backends.mediatek.partitioner import NeuropilotPartitioner
+    from executorch.exir import EdgeCompileConfig, EdgeProgramManager, ExecutorchBackendConfig
+    from executorch.exir.backend.backend_api import MethodProgramsPartitionerSpec, to_backend
+    from executorch.exir.passes import MemoryPlanningPass
 
-    from bluelm_edge.export.lower_xnnpack import backend_config
+    from bluelm_edge.export import shards as sharding
 
-    spec = [CompileSpec("platform-config", soc.lower().encode())]
+    shards = int(metadata.get("get_num_shards", 1))
+    edge = edge_programs(programs, soc, int(metadata["get_n_layers"]), shards)
+    parts = {n: NeuropilotPartitioner(compile_spec(soc, n, shards), op_types_to_skip={sharding.FALLBACK})
+             for n in edge}
     with torch.no_grad():
-        edge = to_edge_transform_and_lower(
-            programs, partitioner={n: [NeuropilotPartitioner(spec)] for n in programs},
-            constant_methods=metadata, compile_config=EdgeCompileConfig(_check_ir_validity=False),
-        )
-        return edge.to_executorch(backend_config()).buffer
+        delegated = to_backend(MethodProgramsPartitionerSpec(edge, parts))
+        manager = EdgeProgramManager(delegated, constant_methods=metadata,
+                                     compile_config=EdgeCompileConfig(_check_ir_validity=False))
+        planning = MemoryPlanningPass(alloc_graph_input=False, alloc_graph_output=False)
+        return manager.to_executorch(ExecutorchBackendConfig(memory_planning_pass=planning,
+                                                             extract_delegate_segments=True)).buffer

@@ -35,15 +35,25 @@ def missing_sdk() -> str | None:
     return None
 
 
-def compile_spec(soc: str) -> list:
-    """HTP (quantized) compile spec for a Qualcomm SoC; building it needs no SDK."""
+# HTP generation from which prefill and decode may share one copy of the weights (upstream README).
+WEIGHT_SHARING_MIN_HTP = 73
+
+
+def compile_spec(soc: str, shards: int = 1, decoder: bool = False) -> list:
+    """HTP (quantized) compile spec for a Qualcomm SoC as upstream's Llama export builds it: one
+    context per shard (`use_multi_contexts` only when split), prefill/decode weight sharing from
+    V73, shared (RPC) buffers for the I/O, and for the decoder multi-head attention split into
+    single heads (`use_mha2sha`); building it needs no SDK."""
     from executorch.backends.qualcomm.utils.utils import (
         generate_htp_compiler_spec,
         generate_qnn_executorch_compiler_spec,
     )
 
-    backend = generate_htp_compiler_spec(use_fp16=False, use_multi_contexts=True)
-    return generate_qnn_executorch_compiler_spec(vendor.qnn_chipset(soc), backend)
+    backend = generate_htp_compiler_spec(
+        use_fp16=False, use_multi_contexts=shards > 1,
+        use_weight_sharing=vendor.qnn_htp_arch(soc) >= WEIGHT_SHARING_MIN_HTP)
+    return generate_qnn_executorch_compiler_spec(vendor.qnn_chipset(soc), backend, shared_buffer=True,
+                                                 use_mha2sha=decoder)
 
 
 def _pass_manager(program: ExportedProgram):
@@ -51,6 +61,28 @@ def _pass_manager(program: ExportedProgram):
 
     pm = QnnPassManager()
     return pm, pm.transform_for_export_pipeline(program)
+
+
+def edge_passes(pm: Any, aten: ExportedProgram, spec: list, split: tuple[int, int] | None) -> list:
+    """QNN's to-edge passes with linear-as-conv2d (HTP's faster form, as upstream) and, for a
+    sharded decoder (`split` = (layers, shards)), ExecuTorch's `SplitGraph` after `FoldQDQ`."""
+    from executorch.backends.qualcomm._passes import FoldQDQ, TagQuantIO
+    from executorch.backends.qualcomm.utils.constants import (
+        QCOM_PASS_ACTIVATE_KEY,
+        QCOM_PASS_ARGS_KWARGS_DEFAULTS_KEY,
+    )
+
+    from bluelm_edge.export import shards
+
+    jobs, deps = pm.get_capture_program_passes(), pm.get_passes_dependency_for_capture_program()
+    if split is not None and split[1] > 1:
+        cls = type(shards.split_pass(*split))
+        jobs[cls] = {QCOM_PASS_ACTIVATE_KEY: True, QCOM_PASS_ARGS_KWARGS_DEFAULTS_KEY: {
+            "shard_layers": shards.first_layers(*split), "pattern": shards.LAYER.pattern}}
+        deps[cls] = [FoldQDQ]
+        deps[TagQuantIO] = [cls]
+    return pm.get_to_edge_transform_passes(aten, passes_job=jobs, dep_table=deps, compiler_specs=spec,
+                                           skip_node_op_set={shards.FALLBACK}, convert_linear_to_conv2d=True)
 
 
 def _offline_partitioner() -> Any:
@@ -74,18 +106,30 @@ def _offline_partitioner() -> Any:
     return OfflineQnn()
 
 
-def edge_programs(programs: dict[str, ExportedProgram], soc: str) -> dict[str, ExportedProgram]:
+def _is_decoder(name: str) -> bool:
+    from bluelm_edge.export.coverage import DECODER_METHODS
+
+    return name in DECODER_METHODS
+
+
+def _split(name: str, layers: int, shards: int) -> tuple[int, int] | None:
+    return (layers, shards) if _is_decoder(name) and shards > 1 else None
+
+
+def edge_programs(programs: dict[str, ExportedProgram], soc: str, layers: int = 0,
+                  shards: int = 1) -> dict[str, ExportedProgram]:
     """The QNN pass pipeline + `to_edge` with QNN's skip-decomposition table, no delegation: what
-    QnnPartitioner would see (so `_safe_softmax`, `linear`, `rms_norm` stay whole as on device)."""
+    QnnPartitioner would see (so `_safe_softmax`, `linear`, `rms_norm` stay whole as on device),
+    the decoder methods cut into `shards` contexts of whole layers."""
     from executorch.backends.qualcomm.utils.utils import qnn_edge_config
     from executorch.exir import to_edge_transform_and_lower
 
-    spec = compile_spec(soc)
     out = {}
     with torch.no_grad():
         for name, ep in programs.items():
             pm, aten = _pass_manager(ep)
-            passes = pm.get_to_edge_transform_passes(aten, compiler_specs=spec)
+            spec = compile_spec(soc, shards, _is_decoder(name))
+            passes = edge_passes(pm, aten, spec, _split(name, layers, shards))
             edge = to_edge_transform_and_lower({name: aten}, transform_passes={name: passes},
                                                partitioner={name: [_offline_partitioner()]},
                                                compile_config=qnn_edge_config())
@@ -94,21 +138,34 @@ def edge_programs(programs: dict[str, ExportedProgram], soc: str) -> dict[str, E
 
 
 def lower(programs: dict[str, ExportedProgram], metadata: dict[str, Any], soc: str) -> bytes:
-    """QnnPartitioner lowering of every method -> `.pte` bytes (needs the SDK; check first)."""
+    """QnnPartitioner lowering of every method -> `.pte` bytes (needs the SDK; check first). The
+    decoder is cut into `get_num_shards` contexts sharing one spill-fill buffer; graph I/O is left
+    to the runner (shared buffers), as upstream's Llama export does."""
     from executorch.backends.qualcomm.partition.qnn_partitioner import QnnPartitioner
-    from executorch.backends.qualcomm.utils.utils import QnnManagerContext, qnn_edge_config
-    from executorch.exir import to_edge_transform_and_lower
+    from executorch.backends.qualcomm.utils.utils import (
+        QnnManagerContext,
+        qnn_edge_config,
+        update_spill_fill_size,
+    )
+    from executorch.exir import ExecutorchBackendConfig, to_edge_transform_and_lower
+    from executorch.exir.passes import MemoryPlanningPass
 
-    from bluelm_edge.export.lower_xnnpack import backend_config
+    from bluelm_edge.export import shards as sharding
 
-    spec = compile_spec(soc)
+    layers, shards = int(metadata["get_n_layers"]), int(metadata.get("get_num_shards", 1))
+    specs = {name: compile_spec(soc, shards, _is_decoder(name)) for name in programs}
     aten, passes = {}, {}
     for name, ep in programs.items():
         pm, aten[name] = _pass_manager(ep)
-        passes[name] = pm.get_to_edge_transform_passes(aten[name], compiler_specs=spec)
-    with torch.no_grad(), QnnManagerContext({n: spec for n in programs}):
+        passes[name] = edge_passes(pm, aten[name], specs[name], _split(name, layers, shards))
+    skip = {sharding.FALLBACK}
+    with torch.no_grad(), QnnManagerContext(specs):
         edge = to_edge_transform_and_lower(
-            aten, transform_passes=passes, partitioner={n: [QnnPartitioner(spec)] for n in programs},
+            aten, transform_passes=passes,
+            partitioner={n: [QnnPartitioner(specs[n], skip_node_op_set=skip)] for n in programs},
             constant_methods=metadata, compile_config=qnn_edge_config(),
         )
-        return edge.to_executorch(backend_config()).buffer
+        if shards > 1:
+            update_spill_fill_size([edge.exported_program(n) for n in programs])
+        planning = MemoryPlanningPass(alloc_graph_input=False, alloc_graph_output=False)
+        return edge.to_executorch(ExecutorchBackendConfig(memory_planning_pass=planning)).buffer

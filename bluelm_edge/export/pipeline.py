@@ -55,6 +55,7 @@ class ExportOptions:
     samples: int | None = 16
     prefill_chunk: int | None = None  # XNNPACK: longest text_decoder call (None: the whole context)
     vision_batch: int = contract.DEFAULT_VISION_BATCH
+    shards: str | int = "auto"  # qnn/mediatek: decoder contexts/chunks ("auto": from the SoC's budget)
     text_only: bool = False  # no vision_encoder method (text-only checkpoints, peers benchmarks)
     seed: int = 0
     benchmark: bool = True
@@ -118,6 +119,11 @@ def resolve(opts: ExportOptions) -> ExportOptions:
     if opts.backend == "xnnpack" and opts.soc:
         raise UsageError("--soc applies to qnn and mediatek; XNNPACK bundles run on any CPU")
     opts.soc = opts.soc or DEFAULT_SOCS.get(opts.backend)
+    from bluelm_edge.export import shards
+
+    opts.shards = shards.parse(opts.shards)
+    if opts.backend == "xnnpack" and opts.shards != shards.AUTO:
+        raise UsageError("--shards applies to qnn and mediatek; an XNNPACK program is one CPU graph")
     if opts.model is None and opts.preset is None:
         from bluelm_edge.paths import DEFAULT_MODEL_DIR
 
@@ -155,7 +161,7 @@ def cache_key(opts: ExportOptions, config: Any) -> str:
     parts: dict[str, Any] = {"version": __version__, "config": config.to_dict(), "backend": opts.backend,
                              "soc": opts.soc, "recipe": _recipe_dict(opts.recipe), "chunk": prefill_chunk(opts, config),
                              "vision_batch": opts.vision_batch, "samples": opts.samples, "text_only": opts.text_only,
-                             "graph": FORM_VERSION}
+                             "graph": FORM_VERSION, "shards": opts.shards}
     if opts.preset is not None:
         parts["preset"] = [opts.preset, opts.seed]
     else:
@@ -331,13 +337,18 @@ def lower_into(folder: Path, opts: ExportOptions, progs: dict, meta: dict,
 
         lower_xnnpack.lower(progs, meta, folder / contract.MODEL_PTE, note=note)
         return None
-    from bluelm_edge.export import coverage
+    from bluelm_edge.export import coverage, shards
 
     vendor = _vendor(opts.backend)
-    edge = _edge_programs(opts.backend, progs, opts.soc)
+    n_layers = int(meta["get_n_layers"])
+    meta["get_num_shards"] = shards.resolve(opts.shards, progs[contract.PREFILL], n_layers, opts.soc) \
+        if contract.PREFILL in progs else 1
+    edge = _edge_programs(opts.backend, progs, opts.soc, n_layers, meta["get_num_shards"])
     supported = coverage.qnn_supported_ops() if opts.backend == "qnn" else None
     folded = coverage.qnn_folded_ops() if opts.backend == "qnn" else None
     cov = coverage.report(opts.backend, edge, supported, folded)
+    cov["shards"] = {"count": meta["get_num_shards"], "requested": opts.shards,
+                     "layers_per_shard": shards.layer_counts(n_layers, meta["get_num_shards"])}
     coverage.require_decoder_on_npu(cov, opts.soc)
     atomic_write_text(folder / contract.COVERAGE_JSON, json.dumps(cov, indent=2) + "\n")
     info = {"backend": opts.backend, "soc": opts.soc, "recipe": opts.recipe,
@@ -349,10 +360,10 @@ def lower_into(folder: Path, opts: ExportOptions, progs: dict, meta: dict,
     return missing
 
 
-def _edge_programs(backend: str, progs: dict, soc: str) -> dict:
-    """The backend's passes up to its partitioner (what it would see), without the SDK."""
-    vendor = _vendor(backend)
-    return vendor.edge_programs(progs, soc) if backend == "qnn" else vendor.edge_programs(progs)
+def _edge_programs(backend: str, progs: dict, soc: str, layers: int, shards: int) -> dict:
+    """The backend's passes up to its partitioner (what it would see, the decoder cut into
+    `shards`), without the SDK."""
+    return _vendor(backend).edge_programs(progs, soc, layers, shards)
 
 
 def _vendor(backend: str) -> Any:
@@ -437,7 +448,8 @@ def write_from_cache(opts: ExportOptions, config: Any, tokenizer: Any, cdir: Pat
             "recipe": opts.recipe, "lowered": lowered, "vision_batch": opts.vision_batch,
             "chat": chat.manifest() if chat else None}
     if opts.backend != "xnnpack":
-        args["extra"] = contract.npu_manifest(prefill_chunk(opts, config))
+        cov = json.loads((cdir / contract.COVERAGE_JSON).read_text())
+        args["extra"] = contract.npu_manifest(prefill_chunk(opts, config), cov["shards"]["count"])
     return bundle.write_bundle(Path(opts.out), fill, args)
 
 
@@ -475,7 +487,9 @@ def lower_bundle(bundle_dir: Path, soc: str | None = None, show: bool = True) ->
         with st.stage("load program.pt2"):
             progs, info = archive.load_programs(bundle_dir / contract.PROGRAM_PT2)
         with st.stage(f"{manifest['backend']} passes up to the SDK"):
-            _edge_programs(manifest["backend"], progs, target)
+            meta = info["constants"]
+            _edge_programs(manifest["backend"], progs, target, int(meta["get_n_layers"]),
+                           int(meta.get("get_num_shards", 1)))
         missing = vendor.missing_sdk()
         if missing:
             raise SdkMissingError(missing.replace("BUNDLE", str(bundle_dir)))
