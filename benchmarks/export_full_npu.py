@@ -90,9 +90,13 @@ def lower_and_write(args, modules, config, clock: Clock) -> dict:
     gc.collect()
     clock.done("torch.export", start)
     held = weight_bytes(progs)
+    from bluelm_edge.export import shards
+
+    packed = {n: sum(shards.weight_bytes_by_layer(ep).values()) for n, ep in progs.items() if n != contract.DECODE}
+    by_layer = shards.weight_bytes_by_layer(progs[contract.PREFILL])
     opts = ExportOptions(preset=args.preset, backend=args.backend, soc=args.soc, recipe=args.recipe, out=args.out,
                          vision_batch=args.vision_batch, max_context=args.max_context, seed=args.seed,
-                         prefill_chunk=args.prefill_chunk)
+                         prefill_chunk=args.prefill_chunk, shards=args.shards)
     work = args.out.parent / f".{args.out.name}.scale-work"
     work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -114,7 +118,10 @@ def lower_and_write(args, modules, config, clock: Clock) -> dict:
     clock.done("write + verify bundle", start)
     return {"held_bytes": held, "missing": missing, "manifest": manifest,
             "cpu_fallbacks_in_decoder": coverage["cpu_fallbacks_in_decoder"],
-            "partitions": {n: m.get("partitions") for n, m in coverage["methods"].items()}}
+            "partitions": {n: m.get("partitions") for n, m in coverage["methods"].items()},
+            "shards": {**coverage["shards"], "weight_bytes_per_shard": shards.shard_bytes(
+                by_layer, config.decoder.layers, coverage["shards"]["count"])},
+            "weight_bytes_at_stored_width": packed}
 
 
 def host_tokens(args, config, clock: Clock) -> dict:
@@ -152,6 +159,7 @@ def parse(argv):
     ap.add_argument("--decoder-layers", type=int, default=None, help="override (scaling runs)")
     ap.add_argument("--vision-layers", type=int, default=None, help="override (scaling runs)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--shards", default="auto", help="decoder contexts/chunks: auto (the SoC's budget) or N")
     ap.add_argument("--tokens", type=int, default=4, help="greedy tokens through the saved archive (0: skip)")
     ap.add_argument("--rss-limit-gb", type=float, default=17.0, help="abort above this RSS (GiB)")
     ap.add_argument("--json", type=Path, default=None)

@@ -41,3 +41,9 @@ class ContextError(UsageError, ValueError):
 
 class FallbackError(BlueLMError):
     """A program whose decoder would leave the NPU for the CPU in the middle (an export error)."""
+
+
+class SdkLoadError(BlueLMError):
+    """A vendor SDK was found but its libraries did not load (exit code 3, as a missing SDK)."""
+
+    exit_code = 3

@@ -55,3 +55,24 @@ def runner_pieces(run, tokenizer, ours: list[int]) -> list[str]:
 @pytest.fixture(scope="session")
 def collect_pieces():
     return runner_pieces
+
+
+@pytest.fixture(scope="session")
+def qnn_bundle(tmp_path_factory):
+    """ONE QNN export of the seeded tiny preset: static prefill (16 tokens) + decode, context 64;
+    no socket is opened (the wheel must not download an SDK)."""
+    import socket
+
+    from bluelm_edge.export.pipeline import ExportOptions, run_export
+
+    out = tmp_path_factory.mktemp("qnn") / "qnn"
+    opts = ExportOptions(preset="tiny", backend="qnn", soc="SM8650", max_context=64, out=out, samples=2,
+                         prefill_chunk=16)
+    attempts = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("QNN_SDK_ROOT", "")
+        mp.setattr(socket.socket, "connect", lambda self, addr: attempts.append(addr))
+        mp.setattr(socket, "create_connection", lambda addr, *a, **k: attempts.append(addr))
+        result = run_export(opts, show=False)
+    assert attempts == []
+    return out, result

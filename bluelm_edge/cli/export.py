@@ -124,7 +124,7 @@ def lower(
 
     Example: QNN_SDK_ROOT=/opt/qcom/qairt bluelm-edge lower ./bluelm-bundle
     """
-    from bluelm_edge.export.pipeline import lower_bundle
+    from bluelm_edge.export.finish import lower_bundle
 
     manifest = lower_bundle(bundle_dir, soc, show=not json_out)
     if json_out:

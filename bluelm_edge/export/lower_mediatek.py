@@ -52,6 +52,11 @@ def edge_programs(programs: dict[str, ExportedProgram], soc: str | None = None, 
     return out
 
 
+def passes_up_to_sdk(programs: dict[str, ExportedProgram], soc: str, metadata: dict[str, Any]) -> None:
+    """What `lower` runs before the NeuroPilot converter: `to_edge` and the chunk split."""
+    edge_programs(programs, soc, int(metadata["get_n_layers"]), int(metadata.get("get_num_shards", 1)))
+
+
 def compile_spec(soc: str, method: str, shards: int = 1) -> list:
     """NeuroPilot compile spec as upstream's Llama export passes it: the GNO LTS options, the
     platform, and a shared-blob key per method group, so the prompt (prefill) and generate

@@ -9,12 +9,15 @@ and `bluelm-edge lower BUNDLE` finishes on a machine that has one.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.export import ExportedProgram
 
+from bluelm_edge.errors import SdkLoadError
 from bluelm_edge.quant import vendor
 
 HOST_LIB_DIR = "lib/x86_64-linux-clang"
@@ -32,6 +35,11 @@ def missing_sdk() -> str | None:
         if not (Path(root) / lib).is_file():
             return (f"QNN SDK at {root} is missing {lib}: point QNN_SDK_ROOT at a full Qualcomm AI Engine "
                     "Direct SDK, then run `bluelm-edge lower BUNDLE`")
+    lib_dir = Path(root) / HOST_LIB_DIR
+    on_path = [Path(p).resolve() for p in os.environ.get("LD_LIBRARY_PATH", "").split(":") if p]
+    if lib_dir.resolve() not in on_path:  # the QNN manager dlopens its libraries by name
+        return (f"QNN SDK at {root} is not on the library path: export LD_LIBRARY_PATH={lib_dir}:$LD_LIBRARY_PATH, "
+                "then run `bluelm-edge lower BUNDLE`")
     return None
 
 
@@ -106,6 +114,34 @@ def _offline_partitioner() -> Any:
     return OfflineQnn()
 
 
+@contextmanager
+def _sdk_loads() -> Iterator[None]:
+    """The QNN manager's failure to load the SDK's libraries as one line naming the reason."""
+    try:
+        yield
+    except RuntimeError as err:
+        if "Failed to initialize QNN backend" not in str(err):
+            raise
+        import executorch.version
+
+        root = os.environ.get("QNN_SDK_ROOT", "")
+        raise SdkLoadError(f"the QNN SDK at {root} did not load ({_load_problem(root)}): use a complete x86_64 "
+                           f"Qualcomm AI Engine Direct SDK matching ExecuTorch {executorch.version.__version__}, "
+                           f"with {root}/{HOST_LIB_DIR} on LD_LIBRARY_PATH") from None
+
+
+def _load_problem(root: str) -> str:
+    """Why the dynamic loader refuses the SDK's libraries (what the QNN manager hit)."""
+    import ctypes
+
+    for lib in REQUIRED_LIBS:
+        try:
+            ctypes.CDLL(str(Path(root) / lib))
+        except OSError as err:
+            return str(err)
+    return "its libraries load, the QNN backend did not initialise"
+
+
 def _is_decoder(name: str) -> bool:
     from bluelm_edge.export.coverage import DECODER_METHODS
 
@@ -137,6 +173,35 @@ def edge_programs(programs: dict[str, ExportedProgram], soc: str, layers: int = 
     return out
 
 
+def preprocess(edge: dict[str, ExportedProgram]) -> dict[str, ExportedProgram]:
+    """QNN's preprocess passes, in place, as `QnnBackend.preprocess` runs them on each partition
+    right before the SDK builds its graph (q/dq folded into encodings, I/O q/dq, requantize,
+    layout, and for the decoder multi-head attention split into single heads)."""
+    from executorch.backends.qualcomm._passes.qnn_pass_manager import QnnPassManager
+
+    with torch.no_grad():
+        for name, ep in edge.items():
+            QnnPassManager().transform_for_preprocess_pipeline(ep, use_mha2sha=_is_decoder(name))
+    return edge
+
+
+def passes_up_to_sdk(programs: dict[str, ExportedProgram], soc: str, metadata: dict[str, Any]) -> None:
+    """Every step `lower` takes before the SDK builds a graph: the QNN to-edge passes (sharded as
+    the metadata says), the preprocess passes, and an operator builder for every op that results
+    (the boundary between shards aside); a missing builder is one line, not an SDK crash."""
+    from bluelm_edge.errors import FallbackError
+    from bluelm_edge.export import coverage, shards
+
+    edge = preprocess(edge_programs(programs, soc, int(metadata["get_n_layers"]),
+                                    int(metadata.get("get_num_shards", 1))))
+    known = coverage.qnn_supported_ops() | {shards.FALLBACK}
+    for name, ep in edge.items():
+        missing = sorted(set(coverage.graph_ops(ep)) - known)
+        if missing:
+            raise FallbackError(f"{name}: QNN has no operator builder for {', '.join(missing)} after its preprocess "
+                                f"passes on {soc}; re-export with --backend xnnpack or report the op")
+
+
 def lower(programs: dict[str, ExportedProgram], metadata: dict[str, Any], soc: str) -> bytes:
     """QnnPartitioner lowering of every method -> `.pte` bytes (needs the SDK; check first). The
     decoder is cut into `get_num_shards` contexts sharing one spill-fill buffer; graph I/O is left
@@ -159,7 +224,7 @@ def lower(programs: dict[str, ExportedProgram], metadata: dict[str, Any], soc: s
         pm, aten[name] = _pass_manager(ep)
         passes[name] = edge_passes(pm, aten[name], specs[name], _split(name, layers, shards))
     skip = {sharding.FALLBACK}
-    with torch.no_grad(), QnnManagerContext(specs):
+    with torch.no_grad(), _sdk_loads(), QnnManagerContext(specs):
         edge = to_edge_transform_and_lower(
             aten, transform_passes=passes,
             partitioner={n: [QnnPartitioner(specs[n], skip_node_op_set=skip)] for n in programs},

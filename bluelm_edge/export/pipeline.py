@@ -339,7 +339,7 @@ def lower_into(folder: Path, opts: ExportOptions, progs: dict, meta: dict,
         return None
     from bluelm_edge.export import coverage, shards
 
-    vendor = _vendor(opts.backend)
+    vendor = vendor_module(opts.backend)
     n_layers = int(meta["get_n_layers"])
     meta["get_num_shards"] = shards.resolve(opts.shards, progs[contract.PREFILL], n_layers, opts.soc) \
         if contract.PREFILL in progs else 1
@@ -363,10 +363,10 @@ def lower_into(folder: Path, opts: ExportOptions, progs: dict, meta: dict,
 def _edge_programs(backend: str, progs: dict, soc: str, layers: int, shards: int) -> dict:
     """The backend's passes up to its partitioner (what it would see, the decoder cut into
     `shards`), without the SDK."""
-    return _vendor(backend).edge_programs(progs, soc, layers, shards)
+    return vendor_module(backend).edge_programs(progs, soc, layers, shards)
 
 
-def _vendor(backend: str) -> Any:
+def vendor_module(backend: str) -> Any:
     if backend == "qnn":
         from bluelm_edge.export import lower_qnn
 
@@ -464,49 +464,6 @@ def host_decode_speed(bundle_dir: Path, prompt: str = "What is 17+25?") -> dict[
 
     run = benchmark_host(bundle_dir, [prompt], runs=1, thinking_budget=None, max_new_tokens=64)["runs"][0]
     return {k: round(run[k], 2) for k in ("ttft_ms", "prefill_tok_s", "decode_tok_s", "decode_tokens")}
-
-
-# ---- `bluelm-edge lower BUNDLE` ---------------------------------------------------------------------
-def lower_bundle(bundle_dir: Path, soc: str | None = None, show: bool = True) -> dict[str, Any]:
-    """Finish a lowering-ready bundle where the vendor SDK exists; the bundle is rewritten atomically.
-
-    Works from a fresh process: the archive is checked (graph contract, ExecuTorch version) and
-    loaded with the quantized op libraries registered, and the backend's passes up to the SDK call
-    run (QNN: its pass pipeline + `to_edge`; MediaTek: `to_edge`) before a missing SDK is reported."""
-    from bluelm_edge.export.host import bundle_text
-    from bluelm_edge.families import by_name
-
-    bundle_dir = Path(bundle_dir)
-    manifest = bundle.read_manifest(bundle_dir)
-    if manifest["lowered"]:
-        return manifest
-    vendor = _vendor(manifest["backend"])
-    target = soc or manifest["soc"]
-    st = Stages(show)
-    with st.progress:
-        with st.stage("load program.pt2"):
-            progs, info = archive.load_programs(bundle_dir / contract.PROGRAM_PT2)
-        with st.stage(f"{manifest['backend']} passes up to the SDK"):
-            meta = info["constants"]
-            _edge_programs(manifest["backend"], progs, target, int(meta["get_n_layers"]),
-                           int(meta.get("get_num_shards", 1)))
-        missing = vendor.missing_sdk()
-        if missing:
-            raise SdkMissingError(missing.replace("BUNDLE", str(bundle_dir)))
-        with st.stage(f"lower ({manifest['backend']})"):
-            pte = vendor.lower(progs, info["constants"], target)
-    config, tokenizer, chat = bundle_text(bundle_dir, manifest)
-
-    def fill(tmp: Path) -> None:
-        (tmp / contract.MODEL_PTE).write_bytes(pte)
-        write_text_files(tmp, config, tokenizer)
-        by_name(chat.name).write_bundle_files(bundle_dir, tmp)
-
-    args = {"cfg": config, "backend": manifest["backend"], "soc": target, "recipe": manifest["recipe"],
-            "lowered": True, "vision_batch": manifest["app"]["image"]["vision_batch"],
-            "chat": chat.manifest(),
-            "extra": {k: manifest[k] for k in contract.npu_manifest(0) if k in manifest}}
-    return bundle.write_bundle(bundle_dir, fill, args)
 
 
 def options_dict(opts: ExportOptions) -> dict[str, Any]:
