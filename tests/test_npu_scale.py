@@ -109,3 +109,27 @@ def test_decode_reads_the_prefill_weights_and_no_fp32_copies(both):
         assert not fp32, fp32
     assert sum(t.numel() for t in _held(piece[contract.PREFILL]).values()) == sum(
         t.numel() for t in _held(whole[contract.PREFILL]).values())
+
+
+@torch.no_grad()
+def test_unfolded_weights_give_the_same_program(both):
+    """`lower_mediatek.unfold_weights` (upstream's `fold_quantize=False` form for the NeuroPilot
+    converter): no integer weight codes left, each weight an fp32 tensor re-quantized in the graph,
+    decode's weights the same fp32 tensors as prefill's, and logits bit-identical to the folded program."""
+    from bluelm_edge.export.lower_mediatek import unfold_all
+
+    cfg, _, _, _, piece, *_ = both
+    steps = {n: piece[n] for n in (contract.PREFILL, contract.DECODE)}
+    unfolded = unfold_all(steps)
+    for ep in unfolded.values():
+        assert not [k for k, t in ep.state_dict.items() if not t.is_floating_point() and t.dim() >= 2]
+    prefill_ptrs = {t.data_ptr() for t in unfolded[contract.PREFILL].state_dict.values() if t.dim() >= 2}
+    assert {t.data_ptr() for t in unfolded[contract.DECODE].state_dict.values() if t.dim() >= 2} <= prefill_ptrs
+    meta = contract.npu_metadata(cfg, CHUNK, 1)
+    a, b = NpuDecoder.from_programs(piece, meta), NpuDecoder.from_programs({**piece, **unfolded}, meta)
+    ids = torch.randint(11, cfg.decoder.vocab_size, (1, 80), generator=torch.Generator().manual_seed(2))
+    emb = a.token_embedding(ids)
+    la, lb = a.text_decoder(emb, torch.arange(80)), b.text_decoder(emb, torch.arange(80))
+    assert torch.equal(la, lb)
+    nxt = a.token_embedding(la.argmax(-1, keepdim=True))
+    assert torch.equal(a.text_decoder(nxt, torch.tensor([80])), b.text_decoder(nxt, torch.tensor([80])))
