@@ -95,11 +95,14 @@ def test_two_shards_cut_the_decoder_between_whole_layers(qnn_bundle, qnn_program
     saved, saved_info = archive.load_programs(tmp_path / contract.PROGRAM_PT2)
     assert saved_info["constants"]["get_num_shards"] == 2
     decoder = {n: saved[n] for n in (contract.PREFILL, contract.DECODE)}
-    edge = lower_qnn.preprocess(lower_qnn.edge_programs(decoder, "SM8650", 4, 2))
+    edge = lower_qnn.edge_programs(decoder, "SM8650", 4, 2)
     for ep in edge.values():
-        cut = [n for n in ep.graph.nodes if coverage.op_name(n) == shards.FALLBACK]
-        assert len(cut) == 1 and shards.layer_of(cut[0].args[0]) == 1
-        assert {shards.layer_of(u) for u in cut[0].users} == {2}
+        nodes = list(ep.graph.nodes)
+        cut = [i for i, n in enumerate(nodes) if coverage.op_name(n) == shards.FALLBACK]
+        assert len(cut) == 1 and shards.layer_of(nodes[cut[0]].args[0]) == 1
+        assert {shards.layer_of(n) for n in nodes[:cut[0]]} - {None} == {0, 1}
+        assert {shards.layer_of(n) for n in nodes[cut[0]:]} - {None} == {2, 3}
+    for ep in lower_qnn.preprocess(edge).values():
         ops = coverage.graph_ops(ep)
         assert ops["aten.matmul.default"] == 8 * 2 * 4 and "aten.expand_copy.default" not in ops
         assert set(ops) - coverage.qnn_supported_ops() == {shards.FALLBACK}
