@@ -133,3 +133,21 @@ def test_unfolded_weights_give_the_same_program(both):
     assert torch.equal(la, lb)
     nxt = a.token_embedding(la.argmax(-1, keepdim=True))
     assert torch.equal(a.text_decoder(nxt, torch.tensor([80])), b.text_decoder(nxt, torch.tensor([80])))
+
+
+def test_piecewise_program_splits_into_shards_like_the_whole_one(both):
+    """The chained program names each node's layer as the whole one does: the same weight bytes
+    per layer (what `--shards auto` sizes), and the shard cut lands after layer 0 of 2."""
+    from bluelm_edge.export import coverage, shards
+    from bluelm_edge.export.lower_mediatek import edge_programs
+
+    cfg, _, _, whole, piece, *_ = both
+    by_layer = shards.weight_bytes_by_layer(piece[contract.PREFILL])
+    assert by_layer == shards.weight_bytes_by_layer(whole[contract.PREFILL])
+    assert set(by_layer) == {*range(cfg.decoder.layers), None}
+    edge = edge_programs({contract.DECODE: piece[contract.DECODE]}, None, cfg.decoder.layers, 2)[contract.DECODE]
+    nodes = list(edge.graph.nodes)
+    cut = [i for i, n in enumerate(nodes) if coverage.op_name(n) == shards.FALLBACK]
+    first = shards.layer_counts(cfg.decoder.layers, 2)[0]
+    assert len(cut) == 1 and shards.layer_of(nodes[cut[0]].args[0]) == first - 1
+    assert {shards.layer_of(n) for n in nodes[cut[0]:]} - {None} == set(range(first, cfg.decoder.layers))

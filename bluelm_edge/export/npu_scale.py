@@ -75,12 +75,25 @@ class HeadStep(nn.Module):
         return self.decoder.head(self.decoder.norm(x))
 
 
+class _Piece(nn.Module):
+    """A piece's converted graph behind a plain module: `torch.export` records a plain module's
+    path for every node it traces (`layers.3`), not a GraphModule's, and the shard split and the
+    per-layer weight count read that path."""
+
+    def __init__(self, graph: nn.Module) -> None:
+        super().__init__()
+        self.graph = graph
+
+    def forward(self, *args):
+        return self.graph(*args)
+
+
 class Chain(nn.Module):
     """The static step from its pieces' graphs: each layer's graph in order, then the head's."""
 
     def __init__(self, layers: Sequence[nn.Module], head: nn.Module) -> None:
         super().__init__()
-        self.layers, self.head = nn.ModuleList(layers), head
+        self.layers, self.head = nn.ModuleList(_Piece(g) for g in layers), _Piece(head)
 
     def forward(self, embeds, rope_cos, rope_sin, mask, k_caches, v_caches):
         x, new_k, new_v = embeds, [], []

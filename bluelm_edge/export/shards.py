@@ -108,8 +108,8 @@ def _reader_layers(node: torch.fx.Node, depth: int = 4) -> set[int | None]:
 
 
 def weight_bytes_by_layer(program: ExportedProgram) -> dict[int | None, int]:
-    """Bytes of every weight tensor the graph holds, by decoder layer (None: outside the layers),
-    quantized codes at the width their dequantize reads them with."""
+    """Bytes of every weight tensor the graph holds (scalars aside), by decoder layer (None:
+    outside the layers), quantized codes at the width their dequantize reads them with."""
     tensors = {**program.state_dict, **program.constants}
     by_input = {s.arg.name: s.target for s in program.graph_signature.input_specs if s.target in tensors}
     width: dict[str, int] = {}
@@ -124,6 +124,8 @@ def weight_bytes_by_layer(program: ExportedProgram) -> dict[int | None, int]:
         if node.op != "placeholder" or node.name not in by_input:
             continue
         t = tensors[by_input[node.name]]
+        if t.numel() <= 1:  # scalar quantization parameters and lifted constants, not weights
+            continue
         layers = _reader_layers(node)
         bits = width.get(node.name, t.element_size() * 8)
         out[layers.pop() if len(layers) == 1 else None] += math.ceil(t.numel() * bits / 8)
