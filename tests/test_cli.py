@@ -66,3 +66,16 @@ def test_doctor_json_reports_versions_and_sdks() -> None:
     assert doc["versions"]["executorch"] == "1.5.1"
     assert doc["qnn_sdk"]["found"] is False and "QNN_SDK_ROOT" in doc["qnn_sdk"]["detail"]
     assert doc["neuropilot"]["found"] is False
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--backend", "qnn", "--shards", "0"), "--shards '0': give a positive number of shards or 'auto'"),
+    (("--backend", "qnn", "--shards", "9", "--preset", "tiny"),
+     "--shards 9: the decoder has 4 layers; a shard holds at least one, use at most 4"),
+    (("--shards", "2"), "--shards applies to qnn and mediatek; an XNNPACK program is one CPU graph"),
+])
+def test_bad_shards_are_one_line_before_any_work(tmp_path, args, message) -> None:
+    res = cli("export", "--out", str(tmp_path / "b"), *args, env={"QNN_SDK_ROOT": ""})
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2 and lines == [f"error: {message}"], res.stderr[-500:]
+    assert not (tmp_path / "b").exists()

@@ -276,9 +276,12 @@ def build_npu_artifacts(opts: ExportOptions, model: Any, config: Any, tokenizer:
                         cdir: Path, chat: Any = None) -> None:
     """QNN / MediaTek: the static prefill/decode program (`graphs.static`), vendor-quantized with
     calibration through the host NPU runner, unused weights stripped, into the cache folder."""
+    from bluelm_edge.export import shards
     from bluelm_edge.export.npu_quant import quantize_npu
     from bluelm_edge.graphs.static import export_npu
 
+    if opts.shards != shards.AUTO:  # before minutes of quantization
+        shards.check(int(opts.shards), config.decoder.layers)
     chunk, names = prefill_chunk(opts, config), method_names(opts)
     with st.stage("calibrate"):
         calib = _calibrate(opts, model, config, tokenizer, chat)
