@@ -132,3 +132,29 @@ def test_lower_with_a_stand_in_sdk_reaches_the_sdk_loader(qnn_bundle, tmp_path):
     assert "Traceback" not in proc.stderr and "qnn passes up to the SDK done" in proc.stdout + proc.stderr
     assert lines[-1].startswith(f"error: the QNN SDK at {sdk} did not load ({lib}/libQnnHtp.so: file too short)")
     assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
+
+
+@pytest.mark.slow
+def test_mediatek_export_in_two_chunks_then_lower_up_to_the_sdk(tmp_path, monkeypatch):
+    """`export --backend mediatek --shards 2` then `lower`: the manifest and coverage say 2 chunks,
+    each decoder method carries one boundary, and `lower` runs every step before the converter
+    (weights unfolded as upstream's `fold_quantize=False`, `to_edge`, the chunk split) and ends
+    with one line naming the missing SDK packages; the bundle is left as it was."""
+    from bluelm_edge.export.finish import lower_bundle
+    from bluelm_edge.export.pipeline import ExportOptions, SdkMissingError, run_export
+
+    monkeypatch.setenv("QNN_SDK_ROOT", "")
+    out = tmp_path / "mtk"
+    result = run_export(ExportOptions(preset="tiny", backend="mediatek", max_context=64, out=out, samples=2,
+                                      prefill_chunk=16, shards=2), show=False)
+    assert result.missing.startswith("MediaTek NeuroPilot SDK not found")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (manifest["soc"], manifest["shards"], manifest["runner"]) == ("mt6989", 2, contract.NPU_RUNNER)
+    cov = json.loads((out / contract.COVERAGE_JSON).read_text())
+    assert cov["checked"] is False and cov["shards"]["layers_per_shard"] == [2, 2]
+    assert {n: m["shard_boundaries"] for n, m in cov["methods"].items()} == {
+        contract.VISION_ENCODER: 0, contract.TOKEN_EMBEDDING: 0, contract.PREFILL: 1, contract.DECODE: 1}
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(SdkMissingError, match=r"mtk_converter and mtk_neuron not importable.*bluelm-edge lower "):
+        lower_bundle(out, show=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
