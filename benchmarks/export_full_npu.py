@@ -92,8 +92,9 @@ def lower_and_write(args, modules, config, clock: Clock) -> dict:
     held = weight_bytes(progs)
     from bluelm_edge.export import shards
 
-    packed = {n: sum(shards.weight_bytes_by_layer(ep).values()) for n, ep in progs.items() if n != contract.DECODE}
     by_layer = shards.weight_bytes_by_layer(progs[contract.PREFILL])
+    packed = {n: sum((by_layer if n == contract.PREFILL else shards.weight_bytes_by_layer(ep)).values())
+              for n, ep in progs.items() if n != contract.DECODE}  # decode shares prefill's tensors
     opts = ExportOptions(preset=args.preset, backend=args.backend, soc=args.soc, recipe=args.recipe, out=args.out,
                          vision_batch=args.vision_batch, max_context=args.max_context, seed=args.seed,
                          prefill_chunk=args.prefill_chunk, shards=args.shards)

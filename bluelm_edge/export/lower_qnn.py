@@ -79,16 +79,16 @@ def edge_passes(pm: Any, aten: ExportedProgram, spec: list, split: tuple[int, in
         QCOM_PASS_ACTIVATE_KEY,
         QCOM_PASS_ARGS_KWARGS_DEFAULTS_KEY,
     )
+    from executorch.extension.llm.custom_ops.model_sharding import SplitGraph
 
     from bluelm_edge.export import shards
 
     jobs, deps = pm.get_capture_program_passes(), pm.get_passes_dependency_for_capture_program()
     if split is not None and split[1] > 1:
-        cls = type(shards.split_pass(*split))
-        jobs[cls] = {QCOM_PASS_ACTIVATE_KEY: True, QCOM_PASS_ARGS_KWARGS_DEFAULTS_KEY: {
-            "shard_layers": shards.first_layers(*split), "pattern": shards.LAYER.pattern}}
-        deps[cls] = [FoldQDQ]
-        deps[TagQuantIO] = [cls]
+        jobs[SplitGraph] = {QCOM_PASS_ACTIVATE_KEY: True,
+                            QCOM_PASS_ARGS_KWARGS_DEFAULTS_KEY: shards.split_pass_args(*split)}
+        deps[SplitGraph] = [FoldQDQ]
+        deps[TagQuantIO] = [SplitGraph]
     return pm.get_to_edge_transform_passes(aten, passes_job=jobs, dep_table=deps, compiler_specs=spec,
                                            skip_node_op_set={shards.FALLBACK}, convert_linear_to_conv2d=True)
 

@@ -63,11 +63,16 @@ def check(shards: int, n_layers: int) -> None:
                          f"use at most {n_layers}")
 
 
+def split_pass_args(n_layers: int, shards: int) -> dict[str, Any]:
+    """Arguments of ExecuTorch's `SplitGraph` pass for these boundaries."""
+    return {"shard_layers": first_layers(n_layers, shards), "pattern": LAYER.pattern}
+
+
 def split_pass(n_layers: int, shards: int) -> Any:
     """ExecuTorch's `SplitGraph` pass placing the boundaries (registers the `llama.fallback` op)."""
     from executorch.extension.llm.custom_ops.model_sharding import SplitGraph
 
-    return SplitGraph(first_layers(n_layers, shards), pattern=LAYER.pattern)
+    return SplitGraph(**split_pass_args(n_layers, shards))
 
 
 def layer_of(node: torch.fx.Node) -> int | None:
@@ -86,9 +91,9 @@ def _bits(node: torch.fx.Node) -> int | None:
 
 
 def _qrange(node: torch.fx.Node) -> tuple[int | None, int | None]:
-    args = {**dict(enumerate(node.args)), **node.kwargs}
+    """quant_min/quant_max of a dequantize node: by keyword, else its last two int arguments."""
     ints = [a for a in node.args[1:] if isinstance(a, int) and not isinstance(a, bool)]
-    qmin, qmax = args.get("quant_min"), args.get("quant_max")
+    qmin, qmax = node.kwargs.get("quant_min"), node.kwargs.get("quant_max")
     if qmin is None and len(ints) >= 2:
         qmin, qmax = ints[-2], ints[-1]
     return qmin, qmax
