@@ -80,7 +80,7 @@ def weight_bytes(progs: dict) -> dict:
 
 def lower_and_write(args, modules, config, clock: Clock) -> dict:
     from bluelm_edge.export import bundle, contract
-    from bluelm_edge.export.pipeline import ExportOptions, lower_into, write_from_cache
+    from bluelm_edge.export.pipeline import ExportOptions, lower_into, npu_io, write_from_cache
     from bluelm_edge.graphs.static import export_npu
     from bluelm_edge.text.tokenizer import default_tokenizer
 
@@ -101,7 +101,7 @@ def lower_and_write(args, modules, config, clock: Clock) -> dict:
     work = args.out.parent / f".{args.out.name}.scale-work"
     work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    meta = contract.npu_metadata(config, args.prefill_chunk, args.vision_batch)
+    meta = contract.npu_metadata(config, args.prefill_chunk, args.vision_batch, npu_io(opts, progs))
     missing = lower_into(work, opts, progs, meta)
     (work / "done.json").write_text(json.dumps({"quality": {}, "missing": missing}))
     clock.done(f"coverage + save (lower, {args.backend}, up to the SDK)", start)

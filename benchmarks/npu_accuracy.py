@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from bluelm_edge.export import contract
+from bluelm_edge.export import contract, quant_io
 from bluelm_edge.export.npu_host import NpuDecoder
 from bluelm_edge.export.npu_quant import quantize_npu
 from bluelm_edge.graphs.methods import set_max_context
@@ -43,6 +43,8 @@ def runner_for(model, cfg, recipe, soc, calib, chunk) -> tuple[NpuDecoder, list[
 
     fallback = choose_fallback(model, get_recipe(recipe), calib)
     graphs = quantize_npu(model, recipe, calib, soc=soc, chunk=chunk, fallback=fallback)
+    if recipe.startswith("qnn"):  # through the quantized graph I/O the phone's runner feeds
+        meta = contract.npu_metadata(cfg, chunk, 1, quant_io.metadata(quant_io.encodings(graphs)))
     return NpuDecoder.folded(graphs, meta), fallback
 
 

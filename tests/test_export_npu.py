@@ -50,8 +50,8 @@ def _tiny_archive(path, **info):
 def test_archive_refuses_other_contracts_and_versions(tmp_path):
     progs, info = archive.load_programs(_tiny_archive(tmp_path / "ok.pt2"))
     assert set(progs) == {"decode"} and info["graph_contract"] == contract.NPU_GRAPH_CONTRACT
-    with pytest.raises(archive.ArchiveError, match="graph contract bluelm-static-kv/0 is not bluelm-static-kv/1"):
-        archive.load_programs(_tiny_archive(tmp_path / "old.pt2", graph_contract="bluelm-static-kv/0"))
+    with pytest.raises(archive.ArchiveError, match="graph contract bluelm-static-kv/1 is not bluelm-static-kv/2"):
+        archive.load_programs(_tiny_archive(tmp_path / "old.pt2", graph_contract="bluelm-static-kv/1"))
     with pytest.raises(archive.ArchiveError, match=r"written for ExecuTorch 0\.7\.0, this is 1\.5"):
         archive.load_programs(_tiny_archive(tmp_path / "et.pt2", executorch="0.7.0"))
     (tmp_path / "junk.pt2").write_bytes(b"not a zip")

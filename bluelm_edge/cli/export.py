@@ -69,6 +69,9 @@ def export(
     shards: Annotated[str, typer.Option(
         help="qnn/mediatek: cut the decoder into N NPU contexts/chunks of whole layers; auto: the fewest "
              "that keep each within the SoC's per-context budget.")] = "auto",
+    float_io: Annotated[bool, typer.Option("--float-io", help=(
+        "qnn: keep the decoder's inputs and outputs fp32 (default: 8-bit KV cache, 16-bit embeddings, "
+        "mask, RoPE rows and logits, as upstream's Llama)."))] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Export a checkpoint to an ExecuTorch bundle: calibrate, quantize, lower, write, verify, benchmark.
@@ -85,7 +88,8 @@ def export(
     _warn_context(model, preset, max_context)
     opts = ExportOptions(model=model, preset=preset, backend=backend, soc=soc, recipe=recipe, max_context=max_context,
                          out=out, force=force, calibration=calibration, samples=samples, benchmark=not no_benchmark,
-                         text_only=text_only, prefill_chunk=prefill_chunk, shards=shards)
+                         text_only=text_only, prefill_chunk=prefill_chunk, shards=shards,
+                         float_io=float_io)
     result = run_export(opts, show=not json_out)
     if json_out:
         typer.echo(json.dumps(result.summary(), indent=2))

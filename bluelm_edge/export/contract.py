@@ -82,24 +82,35 @@ def metadata(cfg: BlueLMConfig, prefill_chunk: int, vision_batch: int) -> dict[s
 PREFILL = "prefill"  # one static step of `prefill_chunk` tokens (see NPU_IO)
 DECODE = "decode"  # the same step at 1 token, same weights
 NPU_METHODS = (VISION_ENCODER, TOKEN_EMBEDDING, PREFILL, DECODE)
-NPU_GRAPH_CONTRACT = "bluelm-static-kv/1"  # bump when the I/O below changes; `lower` refuses others
+DECODER_STEPS = (PREFILL, DECODE)
+NPU_GRAPH_CONTRACT = "bluelm-static-kv/2"  # bump when the I/O below changes; `lower` refuses others
 NPU_RUNNER = "static-kv"  # manifest `runner`: chunked prefill + decode, KV cache updated by the runner
-NPU_GRAPH_CONTRACT_VERSION = 1  # the same as an int constant method (`get_graph_contract_version`)
-# Flattened I/O order of `prefill` / `decode` (C = chunk or 1, S = cache length, n = layers), fp32:
+NPU_GRAPH_CONTRACT_VERSION = 2  # the same as an int constant method (`get_graph_contract_version`)
+# Flattened I/O order of `prefill` / `decode` (C = chunk or 1, S = cache length, n = layers). Each
+# tensor is fp32 or, where the metadata gives it a bit width below 32, unsigned integers at that
+# width (QNN: 8-bit KV cache, 16-bit the rest; `export/quant_io.py`): real = (q - zero_point) * scale.
 NPU_IO = {
     "inputs": ["embeds [1, C, D]", "rope_cos [C, hd]", "rope_sin [C, hd]", "mask [1, C, S + C]",
                "k_cache_0..n-1 [1, KV, S, hd]", "v_cache_0..n-1 [1, KV, S, hd]"],
     "outputs": ["logits [1, C, V]", "k_new_0..n-1 [1, KV, C, hd]", "v_new_0..n-1 [1, KV, C, hd]"],
 }
+# I/O tensors with one encoding each: get_<role>_bit_width (32: fp32), get_<role>_scale, get_<role>_zero_point
+NPU_IO_ROLES = ("embeds", "rope_cos", "rope_sin", "mask", "logits")
 NPU_METADATA_KEYS = ("get_prefill_chunk", "get_cache_len", "get_head_dim", "get_kv_heads", "get_rope_theta",
-                     "get_mask_value", "get_pad_id", "get_graph_contract_version")
+                     "get_mask_value", "get_pad_id", "get_graph_contract_version",
+                     # the caches: one bit width (upstream's key), then per cache k_0..k_{n-1}, v_0..v_{n-1}
+                     "get_kv_io_bit_width", "get_kv_scales", "get_kv_zero_points",
+                     *(f"get_{role}_{part}" for role in NPU_IO_ROLES for part in ("bit_width", "scale", "zero_point")))
 # Llama 3 RoPE scaling (`DecoderConfig.rope_scaling`), written when the model has it; absent: plain RoPE
 NPU_ROPE_SCALING_KEYS = ("get_rope_factor", "get_rope_low_freq_factor", "get_rope_high_freq_factor",
                          "get_rope_original_context")
 
 
-def npu_metadata(cfg: BlueLMConfig, prefill_chunk: int, vision_batch: int) -> dict[str, Any]:
-    """`metadata` for the static NPU program plus what its runner needs to build the I/O."""
+def npu_metadata(cfg: BlueLMConfig, prefill_chunk: int, vision_batch: int,
+                 io: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`metadata` for the static NPU program plus what its runner needs to build the I/O; `io`: the
+    I/O encodings (`quant_io.metadata`), default all fp32."""
+    from bluelm_edge.export import quant_io
     from bluelm_edge.model.decoder import MASK_VALUE
 
     d = cfg.decoder
@@ -108,6 +119,7 @@ def npu_metadata(cfg: BlueLMConfig, prefill_chunk: int, vision_batch: int) -> di
     out.update({"get_prefill_chunk": prefill_chunk, "get_cache_len": d.max_seq_len, "get_head_dim": int(d.head_dim),
                 "get_kv_heads": d.kv_heads, "get_rope_theta": float(d.rope_theta), "get_mask_value": MASK_VALUE,
                 "get_pad_id": cfg.tokens.pad, "get_graph_contract_version": NPU_GRAPH_CONTRACT_VERSION})
+    out.update(io or quant_io.fp32_metadata(d.layers))
     scaling = d.rope_scaling()
     if scaling is not None:
         values = (float(scaling[0]), float(scaling[1]), float(scaling[2]), scaling[3])

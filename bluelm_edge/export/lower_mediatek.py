@@ -37,9 +37,9 @@ def _split(program: ExportedProgram, layers: int, shards: int) -> ExportedProgra
 
 
 def edge_programs(programs: dict[str, ExportedProgram], soc: str | None = None, layers: int = 0,
-                  shards: int = 1) -> dict[str, ExportedProgram]:
+                  shards: int = 1, meta: dict[str, Any] | None = None) -> dict[str, ExportedProgram]:
     """Plain `to_edge` of every method: the graphs the NeuroPilot partitioner would see, the
-    decoder methods cut into `shards` chunks."""
+    decoder methods cut into `shards` chunks (`meta` unused: NeuroPilot programs take fp32 I/O)."""
     from executorch.exir import EdgeCompileConfig, to_edge
 
     from bluelm_edge.export.coverage import DECODER_METHODS

@@ -71,9 +71,12 @@ def _pass_manager(program: ExportedProgram):
     return pm, pm.transform_for_export_pipeline(program)
 
 
-def edge_passes(pm: Any, aten: ExportedProgram, spec: list, split: tuple[int, int] | None) -> list:
-    """QNN's to-edge passes with linear-as-conv2d (HTP's faster form, as upstream) and, for a
-    sharded decoder (`split` = (layers, shards)), ExecuTorch's `SplitGraph` after `FoldQDQ`."""
+def edge_passes(pm: Any, aten: ExportedProgram, spec: list, split: tuple[int, int] | None,
+                io: dict[str, Any] | None = None) -> list:
+    """QNN's to-edge passes with linear-as-conv2d (HTP's faster form, as upstream); for a sharded
+    decoder (`split` = (layers, shards)) ExecuTorch's `SplitGraph` after `FoldQDQ`; for a decoder
+    step whose metadata `io` declares integer I/O, `TagQuantIO` on those tensors (and on the shard
+    boundaries), so the lowered method takes and returns them quantized (`export/quant_io.py`)."""
     from executorch.backends.qualcomm._passes import FoldQDQ, TagQuantIO
     from executorch.backends.qualcomm.utils.constants import (
         QCOM_PASS_ACTIVATE_KEY,
@@ -81,7 +84,7 @@ def edge_passes(pm: Any, aten: ExportedProgram, spec: list, split: tuple[int, in
     )
     from executorch.extension.llm.custom_ops.model_sharding import SplitGraph
 
-    from bluelm_edge.export import shards
+    from bluelm_edge.export import quant_io, shards
 
     jobs, deps = pm.get_capture_program_passes(), pm.get_passes_dependency_for_capture_program()
     if split is not None and split[1] > 1:
@@ -89,6 +92,10 @@ def edge_passes(pm: Any, aten: ExportedProgram, spec: list, split: tuple[int, in
                             QCOM_PASS_ARGS_KWARGS_DEFAULTS_KEY: shards.split_pass_args(*split)}
         deps[SplitGraph] = [FoldQDQ]
         deps[TagQuantIO] = [SplitGraph]
+    if io is not None and quant_io.quantized(io):
+        jobs[TagQuantIO][QCOM_PASS_ACTIVATE_KEY] = True
+        jobs[TagQuantIO][QCOM_PASS_ARGS_KWARGS_DEFAULTS_KEY]["get_quant_io_dtype_fn"] = quant_io.tag_fn(
+            io, shards.FALLBACK)
     return pm.get_to_edge_transform_passes(aten, passes_job=jobs, dep_table=deps, compiler_specs=spec,
                                            skip_node_op_set={shards.FALLBACK}, convert_linear_to_conv2d=True)
 
@@ -152,11 +159,17 @@ def _split(name: str, layers: int, shards: int) -> tuple[int, int] | None:
     return (layers, shards) if _is_decoder(name) and shards > 1 else None
 
 
+def _io(name: str, meta: dict[str, Any] | None) -> dict[str, Any] | None:
+    from bluelm_edge.export import contract
+
+    return meta if name in contract.DECODER_STEPS else None
+
+
 def edge_programs(programs: dict[str, ExportedProgram], soc: str, layers: int = 0,
-                  shards: int = 1) -> dict[str, ExportedProgram]:
+                  shards: int = 1, meta: dict[str, Any] | None = None) -> dict[str, ExportedProgram]:
     """The QNN pass pipeline + `to_edge` with QNN's skip-decomposition table, no delegation: what
     QnnPartitioner would see (so `_safe_softmax`, `linear`, `rms_norm` stay whole as on device),
-    the decoder methods cut into `shards` contexts of whole layers."""
+    the decoder methods cut into `shards` contexts of whole layers, their I/O tagged as `meta` says."""
     from executorch.backends.qualcomm.utils.utils import qnn_edge_config
     from executorch.exir import to_edge_transform_and_lower
 
@@ -165,7 +178,7 @@ def edge_programs(programs: dict[str, ExportedProgram], soc: str, layers: int = 
         for name, ep in programs.items():
             pm, aten = _pass_manager(ep)
             spec = compile_spec(soc, shards, _is_decoder(name))
-            passes = edge_passes(pm, aten, spec, _split(name, layers, shards))
+            passes = edge_passes(pm, aten, spec, _split(name, layers, shards), _io(name, meta))
             edge = to_edge_transform_and_lower({name: aten}, transform_passes={name: passes},
                                                partitioner={name: [_offline_partitioner()]},
                                                compile_config=qnn_edge_config())
@@ -193,7 +206,7 @@ def passes_up_to_sdk(programs: dict[str, ExportedProgram], soc: str, metadata: d
     from bluelm_edge.export import coverage, shards
 
     edge = preprocess(edge_programs(programs, soc, int(metadata["get_n_layers"]),
-                                    int(metadata.get("get_num_shards", 1))))
+                                    int(metadata.get("get_num_shards", 1)), metadata))
     known = coverage.qnn_supported_ops() | {shards.FALLBACK}
     for name, ep in edge.items():
         missing = sorted(set(coverage.graph_ops(ep)) - known)
@@ -205,7 +218,9 @@ def passes_up_to_sdk(programs: dict[str, ExportedProgram], soc: str, metadata: d
 def lower(programs: dict[str, ExportedProgram], metadata: dict[str, Any], soc: str) -> bytes:
     """QnnPartitioner lowering of every method -> `.pte` bytes (needs the SDK; check first). The
     decoder is cut into `get_num_shards` contexts sharing one spill-fill buffer; graph I/O is left
-    to the runner (shared buffers), as upstream's Llama export does."""
+    to the runner (shared buffers) and, where tagged, typed as the integers it is (`BuildQuantIo`),
+    as upstream's Llama export does."""
+    from executorch.backends.qualcomm._passes.build_quant_io import BuildQuantIo
     from executorch.backends.qualcomm.partition.qnn_partitioner import QnnPartitioner
     from executorch.backends.qualcomm.utils.utils import (
         QnnManagerContext,
@@ -222,7 +237,7 @@ def lower(programs: dict[str, ExportedProgram], metadata: dict[str, Any], soc: s
     aten, passes = {}, {}
     for name, ep in programs.items():
         pm, aten[name] = _pass_manager(ep)
-        passes[name] = edge_passes(pm, aten[name], specs[name], _split(name, layers, shards))
+        passes[name] = edge_passes(pm, aten[name], specs[name], _split(name, layers, shards), _io(name, metadata))
     skip = {sharding.FALLBACK}
     with torch.no_grad(), _sdk_loads(), QnnManagerContext(specs):
         edge = to_edge_transform_and_lower(
@@ -233,4 +248,5 @@ def lower(programs: dict[str, ExportedProgram], metadata: dict[str, Any], soc: s
         if shards > 1:
             update_spill_fill_size([edge.exported_program(n) for n in programs])
         planning = MemoryPlanningPass(alloc_graph_input=False, alloc_graph_output=False)
-        return edge.to_executorch(ExecutorchBackendConfig(memory_planning_pass=planning)).buffer
+        config = ExecutorchBackendConfig(memory_planning_pass=planning, passes=[BuildQuantIo()])
+        return edge.to_executorch(config).buffer

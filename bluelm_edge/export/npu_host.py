@@ -13,7 +13,10 @@ upstream's Qualcomm runner (`prompt_processor` + `token_generator` with the smar
   read at the last valid row; one token at a time through `decode`;
 - the mask and the RoPE rows of each call, from the metadata (`contract.NPU_METADATA_KEYS`);
 - `token_embedding` and `vision_encoder` at their static shapes (ids padded with `<pad>`, tiles
-  padded with the last tile), rows sliced back.
+  padded with the last tile), rows sliced back;
+- quantized I/O, where the metadata declares it (`export/quant_io.py`): the cache held as the
+  graph's integers (8-bit on QNN, 4x less than fp32) and stored as returned, embeddings, mask and
+  RoPE rows quantized with the program's encodings, only the read logits row dequantized.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 import torch
 
 from bluelm_edge.errors import ContextError
-from bluelm_edge.export import contract
+from bluelm_edge.export import contract, quant_io
 from bluelm_edge.graphs.static import rope_tables, step_mask
 
 Method = Callable[..., Any]
@@ -44,13 +47,16 @@ class NpuDecoder:
         self.max_prefill = self.cache_len  # the loop hands whole prompts; chunks are this runner's job
         self.rope_cos, self.rope_sin = rope_tables(self.head_dim, self.cache_len, float(meta["get_rope_theta"]),
                                                    contract.npu_rope_scaling(meta))
+        self.io = quant_io.runner_encodings(meta)
         self.calls = {contract.PREFILL: 0, contract.DECODE: 0}
         self.reset()
 
     @classmethod
     def from_programs(cls, programs: dict[str, Any], meta: dict[str, Any]) -> NpuDecoder:
-        """Over `torch.export` programs (fp32 or quantized) or GraphModules, keyed by method name."""
-        return cls({k: p.module() if hasattr(p, "module") else p for k, p in programs.items()}, meta)
+        """Over `torch.export` programs (fp32 or quantized) or GraphModules, keyed by method name; the
+        decoder steps behind `quant_io.IntegerIo` when the metadata declares integer I/O."""
+        methods = {k: p.module() if hasattr(p, "module") else p for k, p in programs.items()}
+        return cls(quant_io.integer_methods(methods, meta), meta)
 
     @classmethod
     def folded(cls, modules: dict[str, Any], meta: dict[str, Any]) -> NpuDecoder:
@@ -64,7 +70,7 @@ class NpuDecoder:
         copies = {k: copy.deepcopy(m.module() if hasattr(m, "module") else m) for k, m in modules.items()}
         for gm in copies.values():
             constant_fold(gm)
-        return cls(copies, meta)
+        return cls(quant_io.integer_methods(copies, meta), meta)
 
     @classmethod
     def from_archive(cls, path: Path) -> NpuDecoder:
@@ -77,8 +83,9 @@ class NpuDecoder:
     # ---- DecoderProtocol ---------------------------------------------------------------------
     def reset(self) -> None:
         shape = (1, self.kv_heads, self.cache_len, self.head_dim)
-        self.k_cache = [torch.zeros(shape) for _ in range(self.layers)]
-        self.v_cache = [torch.zeros(shape) for _ in range(self.layers)]
+        zeros = lambda e: torch.zeros(shape) if e is None else torch.full(shape, e.zero_point, dtype=e.dtype)
+        self.k_cache = [zeros(self.io[f"k_{i}"]) for i in range(self.layers)]  # real 0 in each encoding
+        self.v_cache = [zeros(self.io[f"v_{i}"]) for i in range(self.layers)]
         self.pos = 0
 
     @torch.no_grad()
@@ -132,10 +139,16 @@ class NpuDecoder:
         cos[:valid] = self.rope_cos[self.pos : self.pos + valid]
         sin[:valid] = self.rope_sin[self.pos : self.pos + valid]
         mask = step_mask(self.pos, valid, chunk, self.cache_len)
-        logits, new_k, new_v = self.methods[name](x, cos, sin, mask, self.k_cache, self.v_cache)
+        inputs = [self._quantize(r, t) for r, t in zip(quant_io.DECODER_INPUTS, (x, cos, sin, mask), strict=True)]
+        logits, new_k, new_v = self.methods[name](*inputs, self.k_cache, self.v_cache)
         self.calls[name] += 1
         for cache, new in ((self.k_cache, new_k), (self.v_cache, new_v)):
             for layer in range(self.layers):  # the runner's cache update (outside the graph)
                 cache[layer][:, :, self.pos : self.pos + valid] = new[layer][:, :, :valid]
         self.pos += valid
-        return logits[:, valid - 1]
+        row = logits[:, valid - 1]
+        return row if self.io["logits"] is None else self.io["logits"].dequantize(row)
+
+    def _quantize(self, role: str, t: torch.Tensor) -> torch.Tensor:
+        e = self.io[role]
+        return t if e is None else e.quantize(t)

@@ -5,6 +5,7 @@
 sub-model strategies, sensitive layers, the mixed-precision fallback, the 8-bit KV annotation),
 calibrates the prepared graphs by running the host NPU runner over them (so `prefill` sees padded
 chunks and `decode` single tokens, each against a real cache, exactly the I/O the phone feeds),
+gives the two steps' I/O tensors one range each (`quant_io.unify`: one cache, one mask encoding),
 and converts (the decode graph then reads the prefill graph's equal weight tensors: one copy, as
 upstream's weight sharing). The result is {method: converted GraphModule}; `graphs.static.export_npu` exports
 them into the lowering-ready program, and `NpuDecoder(result, meta)` runs them for quality.
@@ -17,7 +18,7 @@ from typing import Any
 
 import torch
 
-from bluelm_edge.export import contract
+from bluelm_edge.export import contract, quant_io
 from bluelm_edge.export.npu_host import NpuDecoder
 from bluelm_edge.graphs.static import npu_inputs, npu_modules, strip_unused
 from bluelm_edge.quant.capture import Calibration
@@ -47,6 +48,7 @@ def quantize_npu(model: torch.nn.Module, recipe: Recipe | str, calib: Calibratio
             gm = strip_unused(ep).module()  # nothing it does not read (a piecewise model's meta layers)
             prepared[name] = prepare_pt2e(gm, quantizer)
         calibrate(NpuDecoder(prepared, contract.npu_metadata(cfg, chunk, vision_batch)), calib)
+        quant_io.unify([prepared[n] for n in contract.DECODER_STEPS if n in prepared])  # one encoding per I/O
         out = {name: drop_unread(convert_pt2e(gm)) for name, gm in prepared.items()}
         forget_prepared()
     if contract.PREFILL in out and contract.DECODE in out:  # one copy of the decoder's weights

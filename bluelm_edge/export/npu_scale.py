@@ -12,8 +12,9 @@ fp32 decoder ever in memory at once (`benchmarks/export_full_npu.py` runs it on 
   quantizer, and calibrated by the host NPU runner over exactly the calls the whole program gets
   (`npu_quant.calibrate`: padded prefill chunks, then decode steps, against its own KV cache), its
   input at each call being the previous layer's output at that call; then converted, and the fp32
-  layer released (`release([name])`);
-- the final norm + head likewise, over the last layer's outputs;
+  layer released (`release([name])`); before converting, prefill's and decode's observers of the
+  program's I/O (layer 0's input, mask, RoPE rows, the layer's cache) take one range (`quant_io.unify`);
+- the final norm + head likewise, over the last layer's outputs (one logits range);
 - the decode graph of every piece reads the prefill graph's weight tensors (equal values, one copy:
   upstream's weight sharing between the two graphs), and `prefill` / `decode` are the chains of
   the pieces' graphs (`Chain`), which `export_npu` traces into the same one-graph methods as the
@@ -34,7 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from bluelm_edge.export import contract
+from bluelm_edge.export import contract, quant_io
 from bluelm_edge.export.npu_host import NpuDecoder
 from bluelm_edge.export.npu_quant import calibrate, drop_unread, forget_prepared, quantize_npu, share_constants
 from bluelm_edge.graphs.static import example_inputs, layer_step
@@ -154,6 +155,9 @@ def quantize_npu_piecewise(model: nn.Module, recipe: Recipe | str, calib: Calibr
         prepared = _prepare(LayerStep(model, i), _layer_inputs(cfg, steps, chunk), recipe, soc, fallback)
         relay = _Relay(prepared, inputs)
         calibrate(NpuDecoder({s: relay.method(s) for s in steps}, meta), calib)
+        first = i == 0  # layer 0's input is the program's `embeds`; later ones are inside the program
+        quant_io.unify(list(prepared.values()), lambda n, first=first: quant_io.is_io_input(n) or (first and n == "x"),
+                       outputs=())
         inputs = relay.outputs
         for s, gm in _convert(prepared).items():
             graphs[s].append(gm)
@@ -214,6 +218,7 @@ def _quantize_head(model: nn.Module, inputs: list[torch.Tensor], steps: list[str
     with torch.no_grad():
         for x in inputs:
             prepared[by_length[x.shape[1]]](x)
+    quant_io.unify(list(prepared.values()), lambda _: False, outputs=(0,))  # one logits encoding
     return _convert(prepared)
 
 

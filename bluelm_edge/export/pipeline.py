@@ -56,6 +56,7 @@ class ExportOptions:
     prefill_chunk: int | None = None  # XNNPACK: longest text_decoder call (None: the whole context)
     vision_batch: int = contract.DEFAULT_VISION_BATCH
     shards: str | int = "auto"  # qnn/mediatek: decoder contexts/chunks ("auto": from the SoC's budget)
+    float_io: bool = False  # qnn: keep the decoder's graph I/O fp32 (default: 8-bit KV cache, 16-bit rest)
     text_only: bool = False  # no vision_encoder method (text-only checkpoints, peers benchmarks)
     seed: int = 0
     benchmark: bool = True
@@ -124,6 +125,8 @@ def resolve(opts: ExportOptions) -> ExportOptions:
     opts.shards = shards.parse(opts.shards)
     if opts.backend == "xnnpack" and opts.shards != shards.AUTO:
         raise UsageError("--shards applies to qnn and mediatek; an XNNPACK program is one CPU graph")
+    if opts.float_io and opts.backend != "qnn":
+        raise UsageError(f"--float-io applies to qnn (quantized graph I/O); {opts.backend} programs take fp32 I/O")
     if opts.model is None and opts.preset is None:
         from bluelm_edge.paths import DEFAULT_MODEL_DIR
 
@@ -161,7 +164,8 @@ def cache_key(opts: ExportOptions, config: Any) -> str:
     parts: dict[str, Any] = {"version": __version__, "config": config.to_dict(), "backend": opts.backend,
                              "soc": opts.soc, "recipe": _recipe_dict(opts.recipe), "chunk": prefill_chunk(opts, config),
                              "vision_batch": opts.vision_batch, "samples": opts.samples, "text_only": opts.text_only,
-                             "graph": FORM_VERSION, "shards": opts.shards}
+                             "graph": FORM_VERSION, "shards": opts.shards,
+                             "float_io": opts.float_io}
     if opts.preset is not None:
         parts["preset"] = [opts.preset, opts.seed]
     else:
@@ -291,13 +295,23 @@ def build_npu_artifacts(opts: ExportOptions, model: Any, config: Any, tokenizer:
                                vision_batch=opts.vision_batch, names=names)
     with st.stage("torch.export"):
         progs = export_npu(modules, config, chunk, opts.vision_batch)
-    meta = contract.npu_metadata(config, chunk, opts.vision_batch)
+    meta = contract.npu_metadata(config, chunk, opts.vision_batch, npu_io(opts, progs))
     with atomic_dir(cdir, ours=lambda p: (p / "done.json").is_file()) as tmp:
         with st.stage(f"lower ({opts.backend})") as note:
             missing = lower_into(tmp, opts, progs, meta, note)
         with st.stage("quality vs fp32 (host NPU runner)"):
             quality = npu_quality(modules, meta, reference)
         (tmp / "done.json").write_text(json.dumps({"quality": quality, "missing": missing}, indent=2))
+
+
+def npu_io(opts: ExportOptions, progs: dict) -> dict | None:
+    """The decoder's graph I/O encodings as metadata: QNN's quantized I/O (unless `--float-io`), else
+    None (fp32 I/O: MediaTek's converter takes float inputs)."""
+    from bluelm_edge.export import quant_io
+
+    if opts.backend != "qnn" or opts.float_io or contract.PREFILL not in progs:
+        return None
+    return quant_io.metadata(quant_io.encodings(progs))
 
 
 @torch.no_grad()
@@ -346,7 +360,7 @@ def lower_into(folder: Path, opts: ExportOptions, progs: dict, meta: dict,
     n_layers = int(meta["get_n_layers"])
     meta["get_num_shards"] = shards.resolve(opts.shards, progs[contract.PREFILL], n_layers, opts.soc) \
         if contract.PREFILL in progs else 1
-    edge = _edge_programs(opts.backend, progs, opts.soc, n_layers, meta["get_num_shards"])
+    edge = _edge_programs(opts.backend, progs, opts.soc, n_layers, meta["get_num_shards"], meta)
     supported = coverage.qnn_supported_ops() if opts.backend == "qnn" else None
     folded = coverage.qnn_folded_ops() if opts.backend == "qnn" else None
     cov = coverage.report(opts.backend, edge, supported, folded)
@@ -363,10 +377,10 @@ def lower_into(folder: Path, opts: ExportOptions, progs: dict, meta: dict,
     return missing
 
 
-def _edge_programs(backend: str, progs: dict, soc: str, layers: int, shards: int) -> dict:
+def _edge_programs(backend: str, progs: dict, soc: str, layers: int, shards: int, meta: dict) -> dict:
     """The backend's passes up to its partitioner (what it would see, the decoder cut into
-    `shards`), without the SDK."""
-    return vendor_module(backend).edge_programs(progs, soc, layers, shards)
+    `shards`, its I/O as `meta` declares), without the SDK."""
+    return vendor_module(backend).edge_programs(progs, soc, layers, shards, meta)
 
 
 def vendor_module(backend: str) -> Any:

@@ -16,6 +16,8 @@ so any wrapper that holds the model under some attribute works) and
 
 from __future__ import annotations
 
+import functools
+
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -99,8 +101,11 @@ def qnn_quantizer(recipe: Recipe, soc: str | None = None, fallback: Sequence[str
     high = high_precision(recipe, fallback)
     if high:
         qr._strategies.append(_qnn_strategy(high[1], high[0], priority=3))
-    if recipe.part("kv_cache")["scheme"] == "8bit":
+    kv = recipe.part("kv_cache")["scheme"]
+    if kv == "8bit":
         qr.custom_quant_annotations.extend([annotate_kv_8bit, annotate_static_kv_8bit])
+    elif kv == "16bit":  # the static cache still leaves the graph at its own (16-bit) encoding
+        qr.custom_quant_annotations.append(functools.partial(annotate_static_kv, bits=16))
     quantizer = q.QnnQuantizer(soc_model=vendor.qnn_chipset(soc), strict=False)
     quantizer.set_recipe(qr)
     return quantizer
@@ -123,8 +128,14 @@ def annotate_kv_8bit(gm: torch.fx.GraphModule) -> None:
 
 
 def annotate_static_kv_8bit(gm: torch.fx.GraphModule) -> None:
-    """The static NPU graphs (`graphs.static`): the cache inputs and the new keys/values joined to
-    them (`cat(cache, new)`) share one 8-bit spec, so every cached entry is read at 8 bits."""
+    """`annotate_static_kv` at 8 bits (the recipes' "8bit" KV cache)."""
+    annotate_static_kv(gm, bits=8)
+
+
+def annotate_static_kv(gm: torch.fx.GraphModule, bits: int) -> None:
+    """The static NPU graphs (`graphs.static`): the cache inputs, the new keys/values joined to them
+    (`cat(cache, new)`) and those new entries as graph outputs share one spec, so every cached
+    entry is read at `bits` and the runner stores the returned bytes as they are (quantized I/O)."""
     from torchao.quantization.pt2e import MinMaxObserver
     from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, QuantizationSpec, SharedQuantizationSpec
     from torchao.quantization.pt2e.quantizer.quantizer import Q_ANNOTATION_KEY
@@ -136,11 +147,18 @@ def annotate_static_kv_8bit(gm: torch.fx.GraphModule) -> None:
         if len(parts) != 2 or parts[0].op != "placeholder":
             continue
         cache, new = parts
-        spec = QuantizationSpec(dtype=torch.uint8, quant_min=0, quant_max=255, qscheme=torch.per_tensor_affine,
+        spec = QuantizationSpec(dtype=torch.uint8 if bits == 8 else torch.int32, quant_min=0, quant_max=2**bits - 1,
+                                qscheme=torch.per_tensor_affine,
                                 observer_or_fake_quant_ctr=MinMaxObserver.with_args(eps=2**-20))
-        shared = SharedQuantizationSpec((cache, node))
+        producer = new.meta.get(Q_ANNOTATION_KEY)
+        if producer is not None:  # the new entries leave the graph at the cache's encoding
+            producer.output_qspec, shared = spec, SharedQuantizationSpec(new)
+            inputs = {cache: shared, new: shared}
+        else:
+            shared = SharedQuantizationSpec((cache, node))
+            inputs = {cache: spec, new: shared}
         node.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(
-            input_qspec_map={cache: spec, new: shared}, output_qspec=shared, _annotated=True)
+            input_qspec_map=inputs, output_qspec=shared, _annotated=True)
 
 
 def high_precision(recipe: Recipe, fallback: Sequence[str]) -> tuple[dict, list[str]] | None:
