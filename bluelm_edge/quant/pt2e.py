@@ -17,7 +17,6 @@ so any wrapper that holds the model under some attribute works) and
 from __future__ import annotations
 
 import functools
-
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
