@@ -91,6 +91,20 @@ def test_matching_qnn_bundle_deploys(server, tmp_path):
     assert _on_phone(phone, _bundle_id(bundle)) == _local(bundle)
 
 
+def test_static_kv_bundle_is_refused_by_the_app_folder_not_the_runner_one(server, tmp_path):
+    """The app drives LlmModule programs: a static-kv NPU bundle for the right SoC is refused in one
+    line for the app's folder (the same line the app shows), and pushed for `--target runner`."""
+    phone = server.phone("sm8650")
+    extra = {"runner": "static-kv", "graph_contract": "bluelm-static-kv/2"}
+    bundle = make_bundle(tmp_path / "q", backend="qnn", soc="SM8650", extra=extra)
+    res = cli(server, "deploy", str(bundle))
+    assert isinstance(res.exception, BundleMismatch), res.output
+    msg = str(res.exception)
+    assert "it is a static-kv NPU program (bluelm-static-kv/2" in msg and "--target runner" in msg
+    assert "\n" not in msg and (not phone.path(BUNDLES).exists() or not any(phone.path(BUNDLES).iterdir()))
+    assert cli(server, "deploy", str(bundle), "--target", "runner").exit_code == 0
+
+
 def test_storage_full_is_refused_before_pushing(server, tmp_path):
     phone = server.phone("sm8650", faults=Faults(free_bytes=1_000_000))
     res = cli(server, "deploy", str(make_bundle(tmp_path / "b")))

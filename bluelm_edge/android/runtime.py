@@ -80,8 +80,9 @@ def requirement(manifest: dict[str, Any] | None, runtime: dict[str, Any] | None 
     return Requirement(
         flavour=backend, aar=needs[0], needs=needs, where=spec["where"].format(**fill),
         native_libs=list(spec.get("native_libs", [])), qnn_runtime=qnn,
-        refusal=None if manifest is None else contract.runtime_refusal(
-            manifest.get("bundle_id", "?"), manifest.get("runtime"), runtime["executorch"]),
+        refusal=None if manifest is None else (contract.runtime_refusal(
+            manifest.get("bundle_id", "?"), manifest.get("runtime"), runtime["executorch"]) or contract.runner_refusal(
+            manifest.get("bundle_id", "?"), manifest.get("runner"), manifest.get("graph_contract"))),
     )
 
 

@@ -54,10 +54,16 @@ def progress_bar() -> Progress:
                     TimeRemainingColumn(), console=Console(stderr=True), transient=False)
 
 
-def check_fit(device: Device, manifest: dict[str, Any], force: bool) -> str:
-    """Why the bundle fits the phone; raise BundleMismatch (unless force) when it does not."""
+def check_fit(device: Device, manifest: dict[str, Any], force: bool, target: str = "app") -> str:
+    """Why the bundle fits the phone (and, for the app's folder, the app's runner); raise
+    BundleMismatch (unless force) when it does not."""
+    from bluelm_edge.export.contract import runner_refusal
+
     props = device.props()
     ok, reason = bundle_fits(manifest, match_soc(props))
+    refusal = runner_refusal(manifest["bundle_id"], manifest.get("runner"), manifest.get("graph_contract"))
+    if ok and target == "app" and refusal:
+        ok, reason = False, refusal.replace(f"bundle {manifest['bundle_id']} is", "it is", 1)
     if props.get("ro.product.cpu.abi", "arm64-v8a") != "arm64-v8a":
         ok, reason = False, f"the phone's ABI is {props.get('ro.product.cpu.abi')}, bundles need arm64-v8a"
     if ok and manifest.get("lowered", True) is False:
@@ -78,7 +84,7 @@ def bundle_files(bundle_dir: Path, manifest: dict[str, Any]) -> list[dict[str, A
 def deploy(device: Device, bundle_dir: Path, manifest: dict[str, Any], *, apk: Path | None = None,
            force: bool = False, target: str = "app", progress: Progress | None = None) -> DeployResult:
     """Install the APK if given, then push the bundle verified and resumable; return what was done."""
-    check_fit(device, manifest, force)
+    check_fit(device, manifest, force, target)
     if apk is not None:
         device.install(apk)
     start, bundle_id = time.monotonic(), manifest["bundle_id"]

@@ -181,6 +181,20 @@ def bundle_id(model_id: str, backend: str, recipe: str, digest: str) -> str:
     return f"{prefix}{recipe}-{digest[:8]}"
 
 
+# ---- which runner drives a bundle's program: the app runs ExecuTorch's LlmModule ----------------
+# Manifest `runner`: absent for LlmModule programs (XNNPACK), NPU_RUNNER for the static NPU program.
+# Java mirror: android_demo/core RuntimeVersion.runnerRefusal, on tests/vectors/runtime_version.json.
+def runner_refusal(bundle: str, runner: str | None, graph_contract: str | None) -> str | None:
+    """None when the demo app can drive the bundle's program, else the one line it shows."""
+    if runner is None:
+        return None
+    if runner == NPU_RUNNER:
+        return (f"bundle {bundle} is a static-kv NPU program ({graph_contract or 'no graph contract'}: prefill/decode "
+                "with the KV cache as graph I/O), which this app cannot drive: it runs ExecuTorch LlmModule programs; "
+                "export with --backend xnnpack for the app, or deploy with --target runner for a static-KV runner")
+    return f"bundle {bundle} names runner '{runner}', which this app does not know; re-export it"
+
+
 # ---- runtime version: the exporter's ExecuTorch wheel vs the runtime the app carries ----------
 # The manifest's `runtime` section: {"executorch": <wheel that wrote the program>, "min_runtime":
 # <oldest runtime that may load it>, "qnn_sdk": <QNN SDK that compiled it, qnn bundles only>}.

@@ -155,9 +155,11 @@ APP_SECTION = {"max_context": 512, "vocab_size": 1024, "eos_ids": [2], "tokens":
 
 
 def make_bundle(folder: Path, *, backend: str = "xnnpack", soc: str | None = None, sizes=(3_000_000, 40_000),
-                bundle_id: str | None = None, seed: int = 0, app: dict | None = None) -> Path:
+                bundle_id: str | None = None, seed: int = 0, app: dict | None = None,
+                extra: dict | None = None) -> Path:
     """A small bundle folder with a manifest per docs/contracts.md (real sizes and sha256); `app`
-    replaces the minimal app section (the Java app's parser needs a whole one)."""
+    replaces the minimal app section (the Java app's parser needs a whole one); `extra` adds keys
+    (an NPU bundle's `runner`, `graph_contract`)."""
     folder.mkdir(parents=True)
     rng = random.Random(seed)
     names = ["model.pte", "tokenizer.json", "config.json"]
@@ -170,7 +172,7 @@ def make_bundle(folder: Path, *, backend: str = "xnnpack", soc: str | None = Non
     bid = bundle_id or f"bluelm-tiny-{backend}-{(soc or 'any').lower()}-{files[0]['sha256'][:8]}"
     manifest = {"schema_version": 1, "bundle_id": bid, "model_id": "bluelm-tiny", "backend": backend, "soc": soc,
                 "recipe": f"{backend}-test", "lowered": True, "program": "model.pte",
-                "created_by": "tests", "files": files, "app": app or APP_SECTION}
+                "created_by": "tests", "files": files, "app": app or APP_SECTION, **(extra or {})}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return folder
 

@@ -48,11 +48,15 @@ final class BundleStore {
         return out;
     }
 
-    /** The bundle's manifest; refused when it needs a newer ExecuTorch runtime than this build carries. */
+    /** The bundle's manifest; refused when it needs a newer ExecuTorch runtime than this build carries,
+     * or a runner other than LlmModule (a static-kv NPU program). */
     BundleManifest manifest(String bundleId) throws BundleManifest.ManifestException {
         BundleManifest m = BundleManifest.read(dir(bundleId));
         String refusal = RuntimeVersion.refusal(m.bundleId, m.runtimeExecutorch, m.minRuntime,
                 BuildConfig.EXECUTORCH_VERSION);
+        if (refusal == null) {
+            refusal = RuntimeVersion.runnerRefusal(m.bundleId, m.runner, m.graphContract);
+        }
         if (refusal != null) {
             throw new BundleManifest.ManifestException(refusal);
         }

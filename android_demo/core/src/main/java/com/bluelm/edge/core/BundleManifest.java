@@ -78,6 +78,10 @@ public final class BundleManifest {
     public float[] std = new float[3];
     /** {@code runtime.executorch}: the exporter's ExecuTorch version (null in older bundles). */
     public String runtimeExecutorch;
+    /** {@code runner}: null for an LlmModule program, "static-kv" for the NPU program (RuntimeVersion.runnerRefusal). */
+    public String runner;
+    /** {@code graph_contract} of a static-kv program (null otherwise). */
+    public String graphContract;
     /** {@code runtime.min_runtime}: the oldest runtime that may load the program (see RuntimeVersion). */
     public String minRuntime;
 
@@ -116,6 +120,8 @@ public final class BundleManifest {
         m.program = o.getString("program");
         readFiles(m, o.getJSONArray("files"));
         readApp(m, o.getJSONObject("app"));
+        m.runner = o.isNull("runner") ? null : o.optString("runner", null);
+        m.graphContract = o.isNull("graph_contract") ? null : o.optString("graph_contract", null);
         JSONObject runtime = o.optJSONObject("runtime");
         if (runtime != null) {
             m.runtimeExecutorch = runtime.isNull("executorch") ? null : runtime.getString("executorch");

@@ -64,4 +64,25 @@ public final class RuntimeVersion {
                 + "with executorch " + needed + " in android_demo/runtime.json, or re-export with executorch=="
                 + carried;
     }
+
+    /** The manifest {@code runner} of the static NPU program (contract.NPU_RUNNER). */
+    public static final String STATIC_KV = "static-kv";
+
+    /**
+     * Null when this app can drive the bundle's program (no {@code runner}: an LlmModule program),
+     * else the one line it shows; mirrors {@code contract.runner_refusal}.
+     */
+    public static String runnerRefusal(String bundle, String runner, String graphContract) {
+        if (runner == null) {
+            return null;
+        }
+        if (runner.equals(STATIC_KV)) {
+            return "bundle " + bundle + " is a static-kv NPU program ("
+                    + (graphContract == null ? "no graph contract" : graphContract) + ": prefill/decode "
+                    + "with the KV cache as graph I/O), which this app cannot drive: it runs ExecuTorch LlmModule "
+                    + "programs; export with --backend xnnpack for the app, or deploy with --target runner for a "
+                    + "static-KV runner";
+        }
+        return "bundle " + bundle + " names runner '" + runner + "', which this app does not know; re-export it";
+    }
 }

@@ -47,6 +47,25 @@ public class RuntimeVersionTest {
     }
 
     @Test
+    public void refusesRunnersLikePython() throws Exception {
+        JSONArray cases = Vectors.load("runtime_version.json").getJSONArray("runner_cases");
+        for (int i = 0; i < cases.length(); i++) {
+            JSONObject c = cases.getJSONObject(i);
+            String want = c.isNull("refusal") ? null : c.getString("refusal");
+            String runner = c.isNull("runner") ? null : c.getString("runner");
+            String contract = c.isNull("graph_contract") ? null : c.getString("graph_contract");
+            assertEquals("runner case " + c.getString("name"), want,
+                    RuntimeVersion.runnerRefusal(c.getString("bundle"), runner, contract));
+        }
+        String json = BundleManifestTest.manifest("1", BundleManifestTest.ABC);
+        BundleManifest npu = BundleManifest.parse(json.substring(0, json.length() - 1)
+                + ",\"runner\":\"static-kv\",\"graph_contract\":\"bluelm-static-kv/2\"}");
+        assertEquals("static-kv", npu.runner);
+        assertEquals("bluelm-static-kv/2", npu.graphContract);
+        assertEquals(null, BundleManifest.parse(json).runner);
+    }
+
+    @Test
     public void manifestCarriesTheRuntimeSection() throws Exception {
         String json = BundleManifestTest.manifest("1", BundleManifestTest.ABC);
         String withRuntime = json.substring(0, json.length() - 1)
