@@ -81,6 +81,20 @@ def test_piecewise_program_equals_the_whole_path(both):
     assert fa.shape == (1, 196, cfg.decoder.dim) and torch.equal(fa, fb)
 
 
+def test_piecewise_program_has_the_whole_paths_io_encodings(both, request):
+    """Layer by layer, prefill's and decode's I/O ranges are joined exactly as in the whole static
+    graph: the same encoding for every I/O tensor (QNN: 8-bit caches, 16-bit the rest), so both
+    programs declare the same quantized-I/O metadata. (MediaTek programs take fp32 I/O.)"""
+    from bluelm_edge.export import quant_io
+
+    if request.node.callspec.params["both"] != "qnn":
+        pytest.skip("quantized graph I/O is QNN's")
+    cfg, _, _, whole, piece, *_ = both
+    a, b = quant_io.encodings(whole), quant_io.encodings(piece)
+    assert a == b and len(a) == 4 + 1 + 4 * cfg.decoder.layers
+    assert quant_io.metadata(a) == quant_io.metadata(b)
+
+
 def test_every_quantized_piece_was_released(both):
     *_, model, seen = both
     assert seen[0] == [contract.VISION_ENCODER, contract.TOKEN_EMBEDDING]
