@@ -25,7 +25,7 @@ def test_the_program_declares_one_encoding_per_io_tensor(qnn_bundle):
     enc = quant_io.encodings(programs)
     n = int(meta["get_n_layers"])
     assert meta["get_graph_contract_version"] == 2 and meta["get_kv_io_bit_width"] == 8
-    assert [meta[f"get_{r}_bit_width"] for r in contract.NPU_IO_ROLES] == [16] * 5
+    assert [meta[f"get_{r}_bit_width"] for r in contract.NPU_IO_ROLES] == [16] * 7
     assert len(meta["get_kv_scales"]) == len(meta["get_kv_zero_points"]) == 2 * n
     for i in range(n):
         assert enc[f"k_new_{i}"] == enc[f"k_caches_{i}"] and enc[f"k_caches_{i}"].bits == 8
@@ -45,10 +45,15 @@ def test_integer_io_runner_equals_the_fake_quant_graphs(qnn_bundle):
     fp32_io = {**meta, **quant_io.fp32_metadata(int(meta["get_n_layers"]))}
     ints, floats = NpuDecoder.from_programs(programs, meta), NpuDecoder.from_programs(programs, fp32_io)
     assert isinstance(ints.methods[contract.DECODE], quant_io.IntegerIo)
+    pad = torch.zeros(1, int(meta["get_prefill_chunk"]), dtype=torch.long)
+    assert ints.methods[contract.TOKEN_EMBEDDING](pad).dtype == torch.int32  # 16-bit codes leave the method
     assert ints.k_cache[0].dtype == torch.uint8 and floats.k_cache[0].dtype == torch.float32
     vocab = int(meta["get_vocab_size"])
     ids = torch.randint(11, vocab, (1, 40), generator=torch.Generator().manual_seed(3))
     emb = ints.token_embedding(ids)
+    assert torch.equal(emb, floats.token_embedding(ids))
+    tile = torch.rand(1, 3, int(meta["get_tile_size"]), int(meta["get_tile_size"]), generator=torch.Generator().manual_seed(4))
+    assert torch.equal(ints.vision_encoder(tile), floats.vision_encoder(tile))
     a, b = ints.text_decoder(emb, torch.arange(40)), floats.text_decoder(emb, torch.arange(40))
     assert ints.calls[contract.PREFILL] == 3 and torch.equal(a, b)
     for step in range(5):
@@ -91,6 +96,9 @@ def test_qnn_passes_keep_the_tagged_io_quantized(qnn_bundle):
     inputs, outputs = _tags(plain)
     assert all(dtype is None and inside for dtype, inside in inputs.values())
     assert outputs == [None] * (1 + 2 * n)
+    others = {k: programs[k] for k in (contract.TOKEN_EMBEDDING, contract.VISION_ENCODER)}
+    for name, ep in lower_qnn.edge_programs(others, "SM8650", n, 1, meta).items():
+        assert _tags(ep)[1] == [torch.uint16], name  # the embeddings leave the HTP as 16-bit codes
 
 
 def test_shard_boundaries_cross_at_the_io_width(qnn_bundle):
@@ -128,3 +136,31 @@ def test_io_metadata_is_a_valid_program_method(tmp_path):
     assert abs(read["get_embeds_scale"][0] - 1.5e-5) < 1e-12
     assert read["get_kv_io_bit_width"] == [8] and read["get_logits_bit_width"] == [32]
     assert read["get_kv_zero_points"] == [135, 122] and abs(read["get_kv_scales"][1] - 0.0731) < 1e-9
+
+
+def test_run_drives_a_qnn_bundle_on_the_host(qnn_bundle):
+    """`bluelm-edge run` on a lowering-ready QNN bundle answers through the host NPU runner over its
+    program.pt2 (integer I/O, weight dequantization folded): the same greedy tokens as the plain,
+    unfolded graphs; `--profile` there is one line (no ETDump without a .pte)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from bluelm_edge.cli.main import app
+    from bluelm_edge.export.bundle import BundleError
+    from bluelm_edge.export.host import load_bundle_parts
+    from bluelm_edge.generate import Sampling
+    from bluelm_edge.session import ChatSession
+
+    out, _ = qnn_bundle
+    res = CliRunner().invoke(app, ["run", str(out), "--prompt", "What is 530+627?", "--max-new-tokens", "24",
+                                   "--json"], env={"QNN_SDK_ROOT": ""})
+    assert res.exit_code == 0, res.output
+    got = json.loads(res.stdout)["tokens"]
+    _, tokenizer, config, chat, images = load_bundle_parts(out)
+    plain = ChatSession(NpuDecoder.from_archive(out / contract.PROGRAM_PT2), tokenizer, config, chat, images)
+    want = plain.ask("What is 530+627?", budget=config.default_thinking_budget,
+                     sampling=Sampling(max_new_tokens=24)).tokens
+    assert got == want and len(got) > 0
+    res = CliRunner().invoke(app, ["run", str(out), "--prompt", "hi", "--profile"], env={"QNN_SDK_ROOT": ""})
+    assert isinstance(res.exception, BundleError) and "--profile times a .pte" in str(res.exception)  # one line

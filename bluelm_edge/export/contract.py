@@ -95,7 +95,9 @@ NPU_IO = {
     "outputs": ["logits [1, C, V]", "k_new_0..n-1 [1, KV, C, hd]", "v_new_0..n-1 [1, KV, C, hd]"],
 }
 # I/O tensors with one encoding each: get_<role>_bit_width (32: fp32), get_<role>_scale, get_<role>_zero_point
-NPU_IO_ROLES = ("embeds", "rope_cos", "rope_sin", "mask", "logits")
+# (token_embedding_out / vision_encoder_out: those methods' outputs, which the runner dequantizes
+# and, joined into the prompt's embeddings, quantizes again at `embeds`' encoding)
+NPU_IO_ROLES = ("embeds", "rope_cos", "rope_sin", "mask", "logits", "token_embedding_out", "vision_encoder_out")
 NPU_METADATA_KEYS = ("get_prefill_chunk", "get_cache_len", "get_head_dim", "get_kv_heads", "get_rope_theta",
                      "get_mask_value", "get_pad_id", "get_graph_contract_version",
                      # the caches: one bit width (upstream's key), then per cache k_0..k_{n-1}, v_0..v_{n-1}

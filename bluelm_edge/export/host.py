@@ -121,14 +121,37 @@ def load_bundle(bundle_dir: Path, *, etdump: bool = False) -> tuple[PteDecoder, 
     return load_bundle_parts(bundle_dir, etdump=etdump)[:4]
 
 
-def load_bundle_parts(bundle_dir: Path, *, etdump: bool = False) -> tuple[PteDecoder, Any, BlueLMConfig, Any, Any]:
-    """`load_bundle` and the family's image reader (its rules from the bundle's own files)."""
+def load_bundle_parts(bundle_dir: Path, *, etdump: bool = False) -> tuple[Any, Any, BlueLMConfig, Any, Any]:
+    """`load_bundle` and the family's image reader (its rules from the bundle's own files). A
+    static-kv NPU bundle runs on the host through its `program.pt2` (`npu_host_decoder`)."""
     from bluelm_edge.families import by_name
 
-    manifest, pte = bundle_program(bundle_dir)
+    manifest = read_manifest(bundle_dir)
+    if manifest.get("runner") == contract.NPU_RUNNER:
+        decoder = npu_host_decoder(Path(bundle_dir), etdump)
+    else:
+        decoder = PteDecoder(bundle_program(bundle_dir)[1], etdump=etdump)
     config, tokenizer, chat = bundle_text(Path(bundle_dir), manifest)
     images = by_name(chat.name).image_reader(Path(bundle_dir), config)
-    return PteDecoder(pte, etdump=etdump), tokenizer, config, chat, images
+    return decoder, tokenizer, config, chat, images
+
+
+def npu_host_decoder(bundle_dir: Path, etdump: bool = False) -> Any:
+    """The host NPU runner over a static-kv bundle's lowering-ready `program.pt2`: the vendor-quantized
+    graphs (weight dequantization folded, bit-identical) through the program's own I/O contract
+    (integer I/O on QNN), as the phone's runner drives the lowered program."""
+    from bluelm_edge.export import archive
+    from bluelm_edge.export.npu_host import NpuDecoder
+
+    path = bundle_dir / contract.PROGRAM_PT2
+    if etdump:
+        raise BundleError(f"{bundle_dir}: --profile times a .pte in the ExecuTorch runtime; an NPU program runs "
+                          "here through its program.pt2 (no ETDump): profile it on the phone")
+    if not path.is_file():
+        raise BundleError(f"{bundle_dir}: no {contract.PROGRAM_PT2} to run on this host (an NPU .pte runs only on "
+                          "its NPU); re-export the bundle, or use `bluelm-edge deploy`")
+    programs, info = archive.load_programs(path)
+    return NpuDecoder.folded(programs, info["constants"])
 
 
 def bundle_session(bundle_dir: Path, *, etdump: bool = False) -> Any:

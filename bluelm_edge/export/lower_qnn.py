@@ -72,11 +72,12 @@ def _pass_manager(program: ExportedProgram):
 
 
 def edge_passes(pm: Any, aten: ExportedProgram, spec: list, split: tuple[int, int] | None,
-                io: dict[str, Any] | None = None) -> list:
+                io: tuple[str, dict[str, Any]] | None = None) -> list:
     """QNN's to-edge passes with linear-as-conv2d (HTP's faster form, as upstream); for a sharded
     decoder (`split` = (layers, shards)) ExecuTorch's `SplitGraph` after `FoldQDQ`; for a decoder
-    step whose metadata `io` declares integer I/O, `TagQuantIO` on those tensors (and on the shard
-    boundaries), so the lowered method takes and returns them quantized (`export/quant_io.py`)."""
+    method whose metadata declares integer I/O (`io` = (method, metadata)), `TagQuantIO` on those
+    tensors (and on the shard boundaries), so the lowered method takes and returns them quantized
+    (`export/quant_io.py`)."""
     from executorch.backends.qualcomm._passes import FoldQDQ, TagQuantIO
     from executorch.backends.qualcomm.utils.constants import (
         QCOM_PASS_ACTIVATE_KEY,
@@ -92,10 +93,10 @@ def edge_passes(pm: Any, aten: ExportedProgram, spec: list, split: tuple[int, in
                             QCOM_PASS_ARGS_KWARGS_DEFAULTS_KEY: shards.split_pass_args(*split)}
         deps[SplitGraph] = [FoldQDQ]
         deps[TagQuantIO] = [SplitGraph]
-    if io is not None and quant_io.quantized(io):
+    if io is not None and quant_io.quantized(io[1]):
         jobs[TagQuantIO][QCOM_PASS_ACTIVATE_KEY] = True
         jobs[TagQuantIO][QCOM_PASS_ARGS_KWARGS_DEFAULTS_KEY]["get_quant_io_dtype_fn"] = quant_io.tag_fn(
-            io, shards.FALLBACK)
+            io[1], io[0], shards.FALLBACK)
     return pm.get_to_edge_transform_passes(aten, passes_job=jobs, dep_table=deps, compiler_specs=spec,
                                            skip_node_op_set={shards.FALLBACK}, convert_linear_to_conv2d=True)
 
@@ -159,10 +160,8 @@ def _split(name: str, layers: int, shards: int) -> tuple[int, int] | None:
     return (layers, shards) if _is_decoder(name) and shards > 1 else None
 
 
-def _io(name: str, meta: dict[str, Any] | None) -> dict[str, Any] | None:
-    from bluelm_edge.export import contract
-
-    return meta if name in contract.DECODER_STEPS else None
+def _io(name: str, meta: dict[str, Any] | None) -> tuple[str, dict[str, Any]] | None:
+    return None if meta is None else (name, meta)
 
 
 def edge_programs(programs: dict[str, ExportedProgram], soc: str, layers: int = 0,

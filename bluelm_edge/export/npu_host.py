@@ -16,7 +16,9 @@ upstream's Qualcomm runner (`prompt_processor` + `token_generator` with the smar
   padded with the last tile), rows sliced back;
 - quantized I/O, where the metadata declares it (`export/quant_io.py`): the cache held as the
   graph's integers (8-bit on QNN, 4x less than fp32) and stored as returned, embeddings, mask and
-  RoPE rows quantized with the program's encodings, only the read logits row dequantized.
+  RoPE rows quantized with the program's encodings, only the read logits row dequantized, and
+  `token_embedding` / `vision_encoder` outputs dequantized (the prompt's embeddings are joined in
+  fp32, then quantized at `embeds`' encoding for the step).
 """
 
 from __future__ import annotations
@@ -96,7 +98,8 @@ class NpuDecoder:
             piece = ids[:, lo : lo + self.chunk]
             padded = torch.full((1, self.chunk), self.pad_id, dtype=torch.long)
             padded[:, : piece.shape[1]] = piece
-            out.append(self.methods[contract.TOKEN_EMBEDDING](padded)[:, : piece.shape[1]])
+            out.append(self._dequantize("token_embedding_out", self.methods[contract.TOKEN_EMBEDDING](padded))
+                       [:, : piece.shape[1]])
         return torch.cat(out, dim=1)
 
     @torch.no_grad()
@@ -108,7 +111,7 @@ class NpuDecoder:
             n = tiles.shape[0]
             if n < b:
                 tiles = torch.cat([tiles, tiles[-1:].expand(b - n, *tiles.shape[1:])])
-            feats = self.methods[contract.VISION_ENCODER](tiles.contiguous())  # [1, b * N, D]
+            feats = self._dequantize("vision_encoder_out", self.methods[contract.VISION_ENCODER](tiles.contiguous()))
             rows.append(feats[:, : feats.shape[1] * n // b])
         return torch.cat(rows, dim=1)
 
@@ -146,8 +149,11 @@ class NpuDecoder:
             for layer in range(self.layers):  # the runner's cache update (outside the graph)
                 cache[layer][:, :, self.pos : self.pos + valid] = new[layer][:, :, :valid]
         self.pos += valid
-        row = logits[:, valid - 1]
-        return row if self.io["logits"] is None else self.io["logits"].dequantize(row)
+        return self._dequantize("logits", logits[:, valid - 1])
+
+    def _dequantize(self, role: str, t: torch.Tensor) -> torch.Tensor:
+        e = self.io[role]
+        return t if e is None else e.dequantize(t)
 
     def _quantize(self, role: str, t: torch.Tensor) -> torch.Tensor:
         e = self.io[role]

@@ -14,7 +14,8 @@ I/O at 16, no fp32 across the boundary. This module gives the same contract to o
   `get_logits_scale` / `get_logits_zero_point`, and the caches' `get_kv_scales` /
   `get_kv_zero_points`), which the runner reads to quantize its inputs and dequantize logits;
 - `IntegerIo(method, meta)`: the converted (fake-quant, fp32-I/O) graph as the lowered program
-  presents it: integer tensors in and out. Exact: the graph quantizes each input with the same
+  presents it: integer tensors in and out (`IntegerOutput`: `token_embedding` / `vision_encoder`,
+  whose outputs the runner dequantizes and re-quantizes at `embeds`' encoding once joined). Exact: the graph quantizes each input with the same
   encoding the runner used, and q(dq(q(x))) = q(x);
 - `tag_fn(meta)`: the `TagQuantIO` callback that marks the same tensors for QNN's lowering.
 
@@ -137,8 +138,18 @@ def graph_encodings(gm: torch.fx.Graph) -> dict[str, Encoding | None]:
     return out
 
 
+def output_encoding(program: Any) -> Encoding | None:
+    """The encoding of a one-output method's output (`token_embedding`, `vision_encoder`), or None."""
+    leaf = torch.utils._pytree.tree_leaves(list(_graph(program).nodes)[-1].args)[0]
+    return _encoding(leaf) if leaf.op == "call_function" and leaf.target == _ops()[1] else None
+
+
+OUTPUT_ROLES = {contract.TOKEN_EMBEDDING: "token_embedding_out", contract.VISION_ENCODER: "vision_encoder_out"}
+
+
 def encodings(programs: dict[str, Any]) -> dict[str, Encoding | None]:
-    """The decoder methods' shared I/O encodings (`prefill` and `decode` must agree)."""
+    """The program's I/O encodings: the decoder steps' shared ones (`prefill` and `decode` must
+    agree) and the outputs of `token_embedding` / `vision_encoder`."""
     found = {name: graph_encodings(_graph(programs[name])) for name in contract.DECODER_STEPS if name in programs}
     first, *rest = found.values()
     for other in rest:
@@ -149,6 +160,8 @@ def encodings(programs: dict[str, Any]) -> dict[str, Encoding | None]:
         for kind in ("k", "v"):
             if first[f"{kind}_caches_{i}"] != first[f"{kind}_new_{i}"]:
                 raise ValueError(f"layer {i}'s new {kind} entries leave at another encoding than its cache")
+    for method, role in OUTPUT_ROLES.items():
+        first[role] = output_encoding(programs[method]) if method in programs else None
     return first
 
 
@@ -228,30 +241,50 @@ class IntegerIo:
                 [self._out(f"v_{i}", new_v[i]) for i in range(n)])
 
 
+class IntegerOutput:
+    """`token_embedding` / `vision_encoder` (fake-quant, fp32 output) returning its output as the
+    lowered program does: integers at the method's output encoding (fp32 where it has none)."""
+
+    def __init__(self, method: Callable[..., Any], encoding: Encoding | None) -> None:
+        self.method, self.encoding = method, encoding
+
+    def __call__(self, *args):
+        out = self.method(*args)
+        return out if self.encoding is None else self.encoding.quantize(out)
+
+
 def integer_methods(methods: dict[str, Callable[..., Any]], meta: dict[str, Any]) -> dict[str, Callable[..., Any]]:
-    """`methods` with the decoder steps behind `IntegerIo` when the metadata declares integer I/O."""
+    """`methods` as the lowered program presents them when the metadata declares integer I/O: the
+    decoder steps behind `IntegerIo`, `token_embedding` / `vision_encoder` behind `IntegerOutput`."""
     if not quantized(meta):
         return methods
-    return {k: IntegerIo(m, meta) if k in contract.DECODER_STEPS else m for k, m in methods.items()}
+    enc = runner_encodings(meta)
+    wrap = {**dict.fromkeys(contract.DECODER_STEPS, lambda m: IntegerIo(m, meta)),
+            **{k: (lambda m, r=r: IntegerOutput(m, enc[r])) for k, r in OUTPUT_ROLES.items()}}
+    return {k: wrap[k](m) if k in wrap else m for k, m in methods.items()}
 
 
 # ---- QNN lowering: the same tensors tagged for TagQuantIO ---------------------------------------------
 _TORCH_DTYPES = {8: torch.uint8, 16: torch.uint16}
 
 
-def tag_fn(meta: dict[str, Any], boundary: str | None = None) -> Callable[[torch.fx.Node], torch.dtype | None]:
-    """The `get_quant_io_dtype_fn` of QNN's `TagQuantIO` for this program: placeholders by name,
-    graph outputs by position, and (as upstream) the tensors crossing a shard boundary (`boundary`,
-    an op name) at the 16-bit I/O width."""
+def tag_fn(meta: dict[str, Any], method: str, boundary: str | None = None) -> Callable[[torch.fx.Node],
+                                                                                     torch.dtype | None]:
+    """The `get_quant_io_dtype_fn` of QNN's `TagQuantIO` for `method` of this program: a decoder
+    step's placeholders by name and outputs by position, and (as upstream) the tensors crossing a
+    shard boundary (`boundary`, an op name) at the 16-bit I/O width; `token_embedding` /
+    `vision_encoder`: their output."""
     from bluelm_edge.export.coverage import op_name
 
     enc = runner_encodings(meta)
     n = int(meta["get_n_layers"])
     out_roles = ["logits", *(f"k_{i}" for i in range(n)), *(f"v_{i}" for i in range(n))]
+    if method in OUTPUT_ROLES:
+        out_roles = [OUTPUT_ROLES[method]]
     io_bits = enc["embeds"].bits if enc["embeds"] else None
 
     def role_of(node: torch.fx.Node) -> str | None:
-        if node.op == "placeholder" and is_io_input(node.name):
+        if node.op == "placeholder" and is_io_input(node.name) and method in contract.DECODER_STEPS:
             name = node.name
             return name.replace("_caches_", "_") if "_caches_" in name else name
         outputs = [u for u in node.users if u.op == "output"]
