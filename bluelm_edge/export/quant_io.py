@@ -15,8 +15,9 @@ I/O at 16, no fp32 across the boundary. This module gives the same contract to o
   `get_kv_zero_points`), which the runner reads to quantize its inputs and dequantize logits;
 - `IntegerIo(method, meta)`: the converted (fake-quant, fp32-I/O) graph as the lowered program
   presents it: integer tensors in and out (`IntegerOutput`: `token_embedding` / `vision_encoder`,
-  whose outputs the runner dequantizes and re-quantizes at `embeds`' encoding once joined). Exact: the graph quantizes each input with the same
-  encoding the runner used, and q(dq(q(x))) = q(x);
+  whose outputs the runner dequantizes and re-quantizes at `embeds`' encoding once joined).
+  Exact: the graph quantizes each input with the same encoding the runner used, and
+  q(dq(q(x))) = q(x);
 - `tag_fn(meta)`: the `TagQuantIO` callback that marks the same tensors for QNN's lowering.
 
 Roles: inputs by placeholder name (`embeds`, `rope_cos`, `rope_sin`, `mask`, `k_caches_<i>`,
