@@ -152,9 +152,7 @@ class NpuDecoder:
         return self._dequantize("logits", logits[:, valid - 1])
 
     def _dequantize(self, role: str, t: torch.Tensor) -> torch.Tensor:
-        e = self.io[role]
-        return t if e is None else e.dequantize(t)
+        return quant_io.dequantize(self.io[role], t)
 
     def _quantize(self, role: str, t: torch.Tensor) -> torch.Tensor:
-        e = self.io[role]
-        return t if e is None else e.quantize(t)
+        return quant_io.quantize(self.io[role], t)

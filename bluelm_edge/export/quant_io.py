@@ -57,6 +57,16 @@ class Encoding:
         return _ops()[1](q, self.scale, self.zero_point, 0, 2**self.bits - 1, self.dtype)
 
 
+def quantize(e: Encoding | None, t: torch.Tensor) -> torch.Tensor:
+    """`t` in encoding `e` (None: fp32, unchanged)."""
+    return t if e is None else e.quantize(t)
+
+
+def dequantize(e: Encoding | None, t: torch.Tensor) -> torch.Tensor:
+    """Real values of codes `t` in encoding `e` (None: already fp32)."""
+    return t if e is None else e.dequantize(t)
+
+
 def _ops() -> tuple[Any, Any]:
     """(quantize, dequantize) per tensor: the ops the quantizers' graphs call (registered on first use)."""
     from bluelm_edge.export.archive import register_quantized_ops
@@ -225,12 +235,10 @@ class IntegerIo:
         self.method, self.enc = method, runner_encodings(meta)
 
     def _in(self, role: str, t: torch.Tensor) -> torch.Tensor:
-        e = self.enc[role]
-        return t if e is None else e.dequantize(t)
+        return dequantize(self.enc[role], t)
 
     def _out(self, role: str, t: torch.Tensor) -> torch.Tensor:
-        e = self.enc[role]
-        return t if e is None else e.quantize(t)
+        return quantize(self.enc[role], t)
 
     def __call__(self, x, cos, sin, mask, k_caches, v_caches):
         n = len(k_caches)
@@ -250,8 +258,7 @@ class IntegerOutput:
         self.method, self.encoding = method, encoding
 
     def __call__(self, *args):
-        out = self.method(*args)
-        return out if self.encoding is None else self.encoding.quantize(out)
+        return quantize(self.encoding, self.method(*args))
 
 
 def integer_methods(methods: dict[str, Callable[..., Any]], meta: dict[str, Any]) -> dict[str, Callable[..., Any]]:
