@@ -132,27 +132,31 @@ def unify(graphs: Sequence[torch.fx.GraphModule], inputs: Callable[[str], bool] 
 
 
 # ---- after conversion: read the encodings off the graphs -------------------------------------------
-def graph_encodings(gm: torch.fx.Graph) -> dict[str, Encoding | None]:
+def graph_encodings(graph: torch.fx.Graph) -> dict[str, Encoding | None]:
     """{role: encoding, or None where the tensor is fp32} of one converted static step graph."""
     out: dict[str, Encoding | None] = {}
-    for node in gm.nodes:
+    for node in graph.nodes:
         if node.op == "placeholder" and is_io_input(node.name):
             quants = {_encoding(u) for u in node.users if u.op == "call_function" and u.target == _ops()[0]}
             if len(quants) > 1:
                 raise ValueError(f"input {node.name} is quantized at {len(quants)} encodings; it needs one")
             out[node.name] = quants.pop() if quants else None
-    leaves = torch.utils._pytree.tree_leaves(list(gm.nodes)[-1].args)
+    leaves = torch.utils._pytree.tree_leaves(list(graph.nodes)[-1].args)
     n = (len(leaves) - 1) // 2
     names = ["logits", *(f"k_new_{i}" for i in range(n)), *(f"v_new_{i}" for i in range(n))]
     for name, leaf in zip(names, leaves, strict=True):
-        out[name] = _encoding(leaf) if leaf.op == "call_function" and leaf.target == _ops()[1] else None
+        out[name] = _dequantized(leaf)
     return out
+
+
+def _dequantized(leaf: torch.fx.Node) -> Encoding | None:
+    """The encoding a graph output leaves at (its dequantize node's), or None for an fp32 output."""
+    return _encoding(leaf) if leaf.op == "call_function" and leaf.target == _ops()[1] else None
 
 
 def output_encoding(program: Any) -> Encoding | None:
     """The encoding of a one-output method's output (`token_embedding`, `vision_encoder`), or None."""
-    leaf = torch.utils._pytree.tree_leaves(list(_graph(program).nodes)[-1].args)[0]
-    return _encoding(leaf) if leaf.op == "call_function" and leaf.target == _ops()[1] else None
+    return _dequantized(torch.utils._pytree.tree_leaves(list(_graph(program).nodes)[-1].args)[0])
 
 
 OUTPUT_ROLES = {contract.TOKEN_EMBEDDING: "token_embedding_out", contract.VISION_ENCODER: "vision_encoder_out"}
