@@ -73,8 +73,9 @@ def test_doctor_json_reports_versions_and_sdks() -> None:
     (("--backend", "qnn", "--shards", "9", "--preset", "tiny"),
      "--shards 9: the decoder has 4 layers; a shard holds at least one, use at most 4"),
     (("--shards", "2"), "--shards applies to qnn and mediatek; an XNNPACK program is one CPU graph"),
-    (("--backend", "mediatek", "--float-io"),
-     "--float-io applies to qnn (quantized graph I/O); mediatek programs take fp32 I/O"),
+    (("--backend", "mediatek", "--graph-io", "kv"),
+     "--graph-io kv applies to qnn; mediatek programs take fp32 I/O (--graph-io float)"),
+    (("--backend", "qnn", "--graph-io", "int8"), "--graph-io int8 is not one of kv, full, float"),
 ])
 def test_bad_shards_are_one_line_before_any_work(tmp_path, args, message) -> None:
     res = cli("export", "--out", str(tmp_path / "b"), *args, env={"QNN_SDK_ROOT": ""})

@@ -91,18 +91,22 @@ def test_matching_qnn_bundle_deploys(server, tmp_path):
     assert _on_phone(phone, _bundle_id(bundle)) == _local(bundle)
 
 
-def test_static_kv_bundle_is_refused_by_the_app_folder_not_the_runner_one(server, tmp_path):
-    """The app drives LlmModule programs: a static-kv NPU bundle for the right SoC is refused in one
-    line for the app's folder (the same line the app shows), and pushed for `--target runner`."""
+def test_static_kv_bundles_the_app_cannot_drive_are_refused_for_its_folder(server, tmp_path):
+    """The app drives static-kv programs whose graph I/O its Java runtime passes (kv, float): such a
+    bundle goes to the app's folder; one with 16-bit graph I/O (`--graph-io full`) is refused there in
+    one line (the same line the app shows) and pushed for `--target runner`."""
     phone = server.phone("sm8650")
-    extra = {"runner": "static-kv", "graph_contract": "bluelm-static-kv/2"}
-    bundle = make_bundle(tmp_path / "q", backend="qnn", soc="SM8650", extra=extra)
-    res = cli(server, "deploy", str(bundle))
+    npu = {"runner": "static-kv", "graph_contract": "bluelm-static-kv/2"}
+    full = make_bundle(tmp_path / "full", backend="qnn", soc="SM8650", extra={**npu, "graph_io": "full"})
+    res = cli(server, "deploy", str(full))
     assert isinstance(res.exception, BundleMismatch), res.output
     msg = str(res.exception)
-    assert "it is a static-kv NPU program (bluelm-static-kv/2" in msg and "--target runner" in msg
-    assert "\n" not in msg and (not phone.path(BUNDLES).exists() or not any(phone.path(BUNDLES).iterdir()))
-    assert cli(server, "deploy", str(bundle), "--target", "runner").exit_code == 0
+    assert "it passes 16-bit integers across the NPU boundary (--graph-io full)" in msg and "--target runner" in msg
+    assert "\n" not in msg and not phone.path(f"{BUNDLES}/{_bundle_id(full)}").exists()
+    assert cli(server, "deploy", str(full), "--target", "runner").exit_code == 0
+    kv = make_bundle(tmp_path / "kv", backend="qnn", soc="SM8650", extra={**npu, "graph_io": "kv"})
+    assert cli(server, "deploy", str(kv)).exit_code == 0
+    assert _on_phone(phone, _bundle_id(kv)) == _local(kv)
 
 
 def test_storage_full_is_refused_before_pushing(server, tmp_path):

@@ -28,8 +28,8 @@ CORE = ROOT / "android_demo" / "core" / "src"
 VECTORS = ROOT / "tests" / "vectors"
 TEST_CLASSES = ["ThinkingBudgetTest", "TilingTest", "ChatTemplateTest", "GenerationStatsTest", "BundleManifestTest",
                 "RunnerModelTest", "ChatEngineTest", "BenchmarkTest", "RunnerExceptionTest", "TemplateSegmentsTest",
-                "LiveStatsTest"]
-N_TESTS = 31  # @Test methods in the eleven classes
+                "LiveStatsTest", "BpeTokenizerTest", "StaticKvRunnerTest"]
+N_TESTS = 39  # @Test methods in the thirteen classes
 
 
 def compile_core(out: Path) -> str:
@@ -60,7 +60,8 @@ def run_junit(classpath: str, vectors: Path, classes: list[str] | None = None) -
 
 def test_core_passes_on_shared_vectors(classpath):
     for name in ("thinking_budget.json", "chat_template.json", "tiling.json", "runner_behaviour.json",
-                 "chat_engine.json", "hf_chat_templates.json", "chat_engine_hub.json"):
+                 "chat_engine.json", "hf_chat_templates.json", "chat_engine_hub.json", "bpe_tokenizer.json",
+                 "static_kv_runner.json"):
         assert (VECTORS / name).is_file(), f"{name} missing: strict mode would fail"
     proc = run_junit(classpath, VECTORS)
     assert proc.returncode == 0, proc.stdout[-3000:]
@@ -175,11 +176,26 @@ def _python_tiling_agrees(doc: dict) -> bool:
                for v, m, s, o in zip(n["pixel_in"], n["mean"], n["std"], n["pixel_out"], strict=True))
 
 
+def _break_bpe(doc: dict) -> str:
+    pytest.importorskip("tokenizers")
+    from test_bpe_tokenizer_vectors import break_one_case
+
+    return break_one_case(doc)  # one case's merged token spelled in single bytes: it decodes the same
+
+
+def _python_bpe_agrees(doc: dict) -> bool:
+    pytest.importorskip("tokenizers")
+    from test_bpe_tokenizer_vectors import python_agrees
+
+    return python_agrees(doc)
+
+
 BREAKS = {
     "thinking_budget.json": (_break_thinking, _python_thinking_agrees),
     "chat_template.json": (_break_chat, _python_chat_agrees),
     "tiling.json": (_break_tiling, _python_tiling_agrees),
     "hf_chat_templates.json": (_break_segments, _python_segments_agree),
+    "bpe_tokenizer.json": (_break_bpe, _python_bpe_agrees),
 }
 
 

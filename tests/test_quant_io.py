@@ -1,27 +1,40 @@
 """Quantized graph I/O of the QNN static program (`export/quant_io.py`): the decoder steps take and
-return integers (8-bit KV cache, 16-bit embeddings, mask, RoPE rows and logits) as upstream's
-Qualcomm Llama does, the host runner drives them through that contract with logits bit-identical
-to the fake-quant graphs' own fp32 I/O, and QNN's lowering passes keep exactly those tensors
-quantized across the HTP boundary."""
+return integers, by `--graph-io` mode: `kv` (the default) the 8-bit KV cache, `full` also 16-bit
+embeddings, mask, RoPE rows and logits as upstream's Qualcomm Llama does. The host runner drives
+them through that contract with logits bit-identical to the fake-quant graphs' own fp32 I/O, and
+QNN's lowering passes keep exactly those tensors quantized across the HTP boundary."""
 
 from __future__ import annotations
 
+import json
+
+import pytest
 import torch
 
 from bluelm_edge.export import archive, contract, lower_qnn, quant_io
 from bluelm_edge.export.npu_host import NpuDecoder
 
 
-def _programs(qnn_bundle):
+def _programs(qnn_bundle, mode=None):
+    """The bundle's programs and metadata (its own: `--graph-io kv`), or the metadata of graph-I/O
+    `mode` over the same graphs (the modes differ only in which encodings the metadata keeps)."""
     out, _ = qnn_bundle
     programs, info = archive.load_programs(out / contract.PROGRAM_PT2)
-    return programs, info["constants"]
+    meta = info["constants"]
+    if mode is not None:
+        meta = {**meta, **quant_io.metadata(quant_io.select(quant_io.encodings(programs), mode))}
+    return programs, meta
 
 
 def test_the_program_declares_one_encoding_per_io_tensor(qnn_bundle):
     """Both steps agree on every I/O encoding; the caches are 8-bit and the new entries leave at their
-    cache's encoding (the runner stores the bytes); the rest is 16-bit; the mask's two values are exact."""
-    programs, meta = _programs(qnn_bundle)
+    cache's encoding (the runner stores the bytes); in `full` the rest is 16-bit (the mask's two
+    values exact), in the bundle's own `kv` mode fp32."""
+    programs, own = _programs(qnn_bundle)
+    assert own["get_kv_io_bit_width"] == 8 and [own[f"get_{r}_bit_width"] for r in contract.NPU_IO_ROLES] == [32] * 7
+    assert json.loads((qnn_bundle[0] / "manifest.json").read_text())["graph_io"] == "kv"
+    _, meta = _programs(qnn_bundle, "full")
+    assert own["get_kv_scales"] == meta["get_kv_scales"] and own["get_kv_zero_points"] == meta["get_kv_zero_points"]
     enc = quant_io.encodings(programs)
     n = int(meta["get_n_layers"])
     assert meta["get_graph_contract_version"] == 2 and meta["get_kv_io_bit_width"] == 8
@@ -36,17 +49,19 @@ def test_the_program_declares_one_encoding_per_io_tensor(qnn_bundle):
     assert q.tolist() == [65535, 0] and mask.dequantize(q).tolist() == [0.0, float(meta["get_mask_value"])]
 
 
+@pytest.mark.parametrize("mode", ["full", "kv"])
 @torch.no_grad()
-def test_integer_io_runner_equals_the_fake_quant_graphs(qnn_bundle):
+def test_integer_io_runner_equals_the_fake_quant_graphs(qnn_bundle, mode):
     """The runner quantizing its inputs and keeping a uint8 cache gives the same logits, bit for bit,
     as feeding the same graphs fp32 (which quantize at their edges), through 3 prefill chunks (the
     last padded) and 5 decode steps; its cache is a quarter of the fp32 one."""
-    programs, meta = _programs(qnn_bundle)
+    programs, meta = _programs(qnn_bundle, mode)
     fp32_io = {**meta, **quant_io.fp32_metadata(int(meta["get_n_layers"]))}
     ints, floats = NpuDecoder.from_programs(programs, meta), NpuDecoder.from_programs(programs, fp32_io)
     assert isinstance(ints.methods[contract.DECODE], quant_io.IntegerIo)
     pad = torch.zeros(1, int(meta["get_prefill_chunk"]), dtype=torch.long)
-    assert ints.methods[contract.TOKEN_EMBEDDING](pad).dtype == torch.int32  # 16-bit codes leave the method
+    want = torch.int32 if mode == "full" else torch.float32  # 16-bit codes leave the method, or fp32
+    assert ints.methods[contract.TOKEN_EMBEDDING](pad).dtype == want
     assert ints.k_cache[0].dtype == torch.uint8 and floats.k_cache[0].dtype == torch.float32
     vocab = int(meta["get_vocab_size"])
     ids = torch.randint(11, vocab, (1, 40), generator=torch.Generator().manual_seed(3))
@@ -80,9 +95,9 @@ def _tags(ep):
 def test_qnn_passes_keep_the_tagged_io_quantized(qnn_bundle):
     """After QNN's to-edge and preprocess passes (what runs right before the SDK), every decoder I/O
     tensor is tagged with its integer dtype and gets no quantize node: it crosses the boundary as
-    integers. With the fp32 I/O metadata (`--float-io`) nothing is tagged and each input is quantized
-    inside the graph."""
-    programs, meta = _programs(qnn_bundle)
+    integers (`full`). With `kv` only the caches and new entries are; with the fp32 I/O metadata
+    (`--graph-io float`) nothing is tagged and each input is quantized inside the graph."""
+    programs, meta = _programs(qnn_bundle, "full")
     decode = {contract.DECODE: programs[contract.DECODE]}
     n = int(meta["get_n_layers"])
     edge = lower_qnn.preprocess(lower_qnn.edge_programs(decode, "SM8650", n, 1, meta))[contract.DECODE]
@@ -92,6 +107,12 @@ def test_qnn_passes_keep_the_tagged_io_quantized(qnn_bundle):
         want = torch.uint8 if "_caches_" in name else torch.uint16
         assert dtype == want and not quantized_inside, name
     assert outputs == [torch.uint16] + [torch.uint8] * (2 * n)
+    _, kv = _programs(qnn_bundle)
+    inputs, outputs = _tags(lower_qnn.preprocess(lower_qnn.edge_programs(decode, "SM8650", n, 1, kv))[contract.DECODE])
+    assert {k: v for k, v in inputs.items() if "_caches_" in k} == {k: (torch.uint8, False) for k in inputs
+                                                                 if "_caches_" in k}
+    assert all(inputs[r] == (None, True) for r in quant_io.DECODER_INPUTS)
+    assert outputs == [None] + [torch.uint8] * (2 * n)
     fp32_io = {**meta, **quant_io.fp32_metadata(n)}
     plain = lower_qnn.preprocess(lower_qnn.edge_programs(decode, "SM8650", n, 1, fp32_io))[contract.DECODE]
     inputs, outputs = _tags(plain)

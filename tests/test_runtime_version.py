@@ -31,7 +31,7 @@ def python_agrees(doc: dict) -> bool:
             contract.release(bad)
     return all(contract.runtime_refusal(c["bundle"], c["runtime"], c["carried"]) == c["refusal"]
                for c in doc["cases"]) and all(
-        contract.runner_refusal(c["bundle"], c["runner"], c["graph_contract"]) == c["refusal"]
+        contract.runner_refusal(c["bundle"], c["runner"], c["graph_contract"], c["graph_io"]) == c["refusal"]
         for c in doc["runner_cases"])
 
 
@@ -133,7 +133,7 @@ def test_broken_vector_fails_java_and_python(breaker, classpath, tmp_path):
         case = next(c for c in doc["cases"] if c["name"] == "newer_exporter_minor")
         case["refusal"] = case["refusal"].replace("re-export with", "export with")
     elif breaker == "runner":
-        next(c for c in doc["runner_cases"] if c["name"] == "static_kv")["refusal"] = None  # app "drives" it
+        next(c for c in doc["runner_cases"] if c["name"] == "static_kv_full")["refusal"] = None  # app "drives" it
     else:
         doc["release"][3][1] = [1, 6, 1]  # 1.6.0rc1 claimed to be 1.6.1
     (tmp_path / "runtime_version.json").write_text(json.dumps(doc))

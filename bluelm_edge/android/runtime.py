@@ -82,7 +82,8 @@ def requirement(manifest: dict[str, Any] | None, runtime: dict[str, Any] | None 
         native_libs=list(spec.get("native_libs", [])), qnn_runtime=qnn,
         refusal=None if manifest is None else (contract.runtime_refusal(
             manifest.get("bundle_id", "?"), manifest.get("runtime"), runtime["executorch"]) or contract.runner_refusal(
-            manifest.get("bundle_id", "?"), manifest.get("runner"), manifest.get("graph_contract"))),
+            manifest.get("bundle_id", "?"), manifest.get("runner"), manifest.get("graph_contract"),
+            manifest.get("graph_io"))),
     )
 
 

@@ -69,9 +69,11 @@ def export(
     shards: Annotated[str, typer.Option(
         help="qnn/mediatek: cut the decoder into N NPU contexts/chunks of whole layers; auto: the fewest "
              "that keep each within the SoC's per-context budget.")] = "auto",
-    float_io: Annotated[bool, typer.Option("--float-io", help=(
-        "qnn: keep the decoder's inputs and outputs fp32 (default: 8-bit KV cache, 16-bit embeddings, "
-        "mask, RoPE rows and logits, as upstream's Llama)."))] = False,
+    graph_io: Annotated[str | None, typer.Option("--graph-io", help=(
+        "qnn: what crosses the NPU boundary as integers. kv (default): the 8-bit KV cache, the rest fp32 "
+        "(what the demo app's Java runtime can pass); full: also 16-bit embeddings, mask, RoPE rows and "
+        "logits, as upstream's native Qualcomm Llama runner; float: nothing. mediatek: float."),
+        metavar="kv|full|float")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Export a checkpoint to an ExecuTorch bundle: calibrate, quantize, lower, write, verify, benchmark.
@@ -89,7 +91,7 @@ def export(
     opts = ExportOptions(model=model, preset=preset, backend=backend, soc=soc, recipe=recipe, max_context=max_context,
                          out=out, force=force, calibration=calibration, samples=samples, benchmark=not no_benchmark,
                          text_only=text_only, prefill_chunk=prefill_chunk, shards=shards,
-                         float_io=float_io)
+                         graph_io=graph_io)
     result = run_export(opts, show=not json_out)
     if json_out:
         typer.echo(json.dumps(result.summary(), indent=2))

@@ -61,9 +61,10 @@ def check_fit(device: Device, manifest: dict[str, Any], force: bool, target: str
 
     props = device.props()
     ok, reason = bundle_fits(manifest, match_soc(props))
-    refusal = runner_refusal(manifest["bundle_id"], manifest.get("runner"), manifest.get("graph_contract"))
+    refusal = runner_refusal(manifest["bundle_id"], manifest.get("runner"), manifest.get("graph_contract"),
+                             manifest.get("graph_io"))
     if ok and target == "app" and refusal:
-        ok, reason = False, refusal.replace(f"bundle {manifest['bundle_id']} is", "it is", 1)
+        ok, reason = False, refusal.replace(f"bundle {manifest['bundle_id']} ", "it ", 1)
     if props.get("ro.product.cpu.abi", "arm64-v8a") != "arm64-v8a":
         ok, reason = False, f"the phone's ABI is {props.get('ro.product.cpu.abi')}, bundles need arm64-v8a"
     if ok and manifest.get("lowered", True) is False:

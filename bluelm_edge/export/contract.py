@@ -137,11 +137,12 @@ def npu_rope_scaling(meta: dict[str, Any]) -> tuple[float, float, float, int] | 
     return float(f), float(low), float(high), int(ctx)
 
 
-def npu_manifest(prefill_chunk: int, shards: int = 1) -> dict[str, Any]:
-    """The manifest's extra keys of a QNN / MediaTek bundle: which runner drives its program, and
-    into how many NPU contexts (QNN) / chunks (MediaTek) the lowering cuts its decoder."""
+def npu_manifest(prefill_chunk: int, shards: int = 1, graph_io: str = "float") -> dict[str, Any]:
+    """The manifest's extra keys of a QNN / MediaTek bundle: which runner drives its program, into
+    how many NPU contexts (QNN) / chunks (MediaTek) the lowering cuts its decoder, and which of its
+    I/O crosses as integers (`quant_io.GRAPH_IO`)."""
     return {"runner": NPU_RUNNER, "graph_contract": NPU_GRAPH_CONTRACT, "methods": list(NPU_METHODS),
-            "prefill_chunk": prefill_chunk, "shards": shards}
+            "prefill_chunk": prefill_chunk, "shards": shards, "graph_io": graph_io}
 
 
 def app_section(cfg: BlueLMConfig, vision_batch: int, chat: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -186,15 +187,25 @@ def bundle_id(model_id: str, backend: str, recipe: str, digest: str) -> str:
 # ---- which runner drives a bundle's program: the app runs ExecuTorch's LlmModule ----------------
 # Manifest `runner`: absent for LlmModule programs (XNNPACK), NPU_RUNNER for the static NPU program.
 # Java mirror: android_demo/core RuntimeVersion.runnerRefusal, on tests/vectors/runtime_version.json.
-def runner_refusal(bundle: str, runner: str | None, graph_contract: str | None) -> str | None:
-    """None when the demo app can drive the bundle's program, else the one line it shows."""
+def runner_refusal(bundle: str, runner: str | None, graph_contract: str | None,
+                   graph_io: str | None = None) -> str | None:
+    """None when the demo app can drive the bundle's program, else the one line it shows. The app
+    drives LlmModule programs (no runner) and static-kv programs of this graph contract whose I/O
+    ExecuTorch's Java Module can pass (`graph_io` kv or float: uint8 and fp32; it has no uint16)."""
     if runner is None:
         return None
-    if runner == NPU_RUNNER:
-        return (f"bundle {bundle} is a static-kv NPU program ({graph_contract or 'no graph contract'}: prefill/decode "
-                "with the KV cache as graph I/O), which this app cannot drive: it runs ExecuTorch LlmModule programs; "
-                "export with --backend xnnpack for the app, or deploy with --target runner for a static-KV runner")
-    return f"bundle {bundle} names runner '{runner}', which this app does not know; re-export it"
+    if runner != NPU_RUNNER:
+        return f"bundle {bundle} names runner '{runner}', which this app does not know; re-export it"
+    if graph_contract != NPU_GRAPH_CONTRACT:
+        return (f"bundle {bundle} is a static-kv program of graph contract {graph_contract or '(none)'}; this app "
+                f"drives {NPU_GRAPH_CONTRACT}: re-export it")
+    if graph_io == "full":
+        return (f"bundle {bundle} passes 16-bit integers across the NPU boundary (--graph-io full), which "
+                "ExecuTorch's Java API cannot: re-export with --graph-io kv for the app, or deploy with "
+                "--target runner for a native runner")
+    if graph_io not in ("kv", "float"):
+        return f"bundle {bundle} does not say which graph I/O its program takes (graph_io); re-export it"
+    return None
 
 
 # ---- runtime version: the exporter's ExecuTorch wheel vs the runtime the app carries ----------

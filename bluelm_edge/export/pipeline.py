@@ -56,7 +56,7 @@ class ExportOptions:
     prefill_chunk: int | None = None  # XNNPACK: longest text_decoder call (None: the whole context)
     vision_batch: int = contract.DEFAULT_VISION_BATCH
     shards: str | int = "auto"  # qnn/mediatek: decoder contexts/chunks ("auto": from the SoC's budget)
-    float_io: bool = False  # qnn: keep the decoder's graph I/O fp32 (default: 8-bit KV cache, 16-bit rest)
+    graph_io: str | None = None  # qnn: kv (default), full or float (quant_io.GRAPH_IO); mediatek: float
     text_only: bool = False  # no vision_encoder method (text-only checkpoints, peers benchmarks)
     seed: int = 0
     benchmark: bool = True
@@ -125,8 +125,7 @@ def resolve(opts: ExportOptions) -> ExportOptions:
     opts.shards = shards.parse(opts.shards)
     if opts.backend == "xnnpack" and opts.shards != shards.AUTO:
         raise UsageError("--shards applies to qnn and mediatek; an XNNPACK program is one CPU graph")
-    if opts.float_io and opts.backend != "qnn":
-        raise UsageError(f"--float-io applies to qnn (quantized graph I/O); {opts.backend} programs take fp32 I/O")
+    opts.graph_io = _graph_io(opts)
     if opts.model is None and opts.preset is None:
         from bluelm_edge.paths import DEFAULT_MODEL_DIR
 
@@ -165,7 +164,7 @@ def cache_key(opts: ExportOptions, config: Any) -> str:
                              "soc": opts.soc, "recipe": _recipe_dict(opts.recipe), "chunk": prefill_chunk(opts, config),
                              "vision_batch": opts.vision_batch, "samples": opts.samples, "text_only": opts.text_only,
                              "graph": FORM_VERSION, "shards": opts.shards,
-                             "float_io": opts.float_io}
+                             "graph_io": opts.graph_io}
     if opts.preset is not None:
         parts["preset"] = [opts.preset, opts.seed]
     else:
@@ -304,14 +303,33 @@ def build_npu_artifacts(opts: ExportOptions, model: Any, config: Any, tokenizer:
         (tmp / "done.json").write_text(json.dumps({"quality": quality, "missing": missing}, indent=2))
 
 
+def _graph_io(opts: ExportOptions) -> str | None:
+    """`--graph-io`, checked against the backend: qnn kv (default) / full / float; mediatek float."""
+    from bluelm_edge.export.quant_io import GRAPH_IO
+
+    defaults = {"qnn": "kv", "mediatek": "float"}
+    if opts.graph_io is None:
+        return defaults.get(opts.backend)
+    if opts.backend == "xnnpack":
+        raise UsageError("--graph-io applies to qnn and mediatek (static NPU programs); "
+                         "an XNNPACK program keeps its cache inside")
+    if opts.graph_io not in GRAPH_IO:
+        raise UsageError(f"--graph-io {opts.graph_io} is not one of {', '.join(GRAPH_IO)}")
+    if opts.backend == "mediatek" and opts.graph_io != "float":
+        raise UsageError(f"--graph-io {opts.graph_io} applies to qnn; "
+                         "mediatek programs take fp32 I/O (--graph-io float)")
+    return opts.graph_io
+
+
 def npu_io(opts: ExportOptions, progs: dict) -> dict | None:
-    """The decoder's graph I/O encodings as metadata: QNN's quantized I/O (unless `--float-io`), else
-    None (fp32 I/O: MediaTek's converter takes float inputs)."""
+    """The decoder's graph I/O encodings as metadata, as `--graph-io` keeps them (QNN; None = all
+    fp32: MediaTek's converter takes float inputs)."""
     from bluelm_edge.export import quant_io
 
-    if opts.backend != "qnn" or opts.float_io or contract.PREFILL not in progs:
+    mode = opts.graph_io or "kv"
+    if opts.backend != "qnn" or mode == "float" or contract.PREFILL not in progs:
         return None
-    return quant_io.metadata(quant_io.encodings(progs))
+    return quant_io.metadata(quant_io.select(quant_io.encodings(progs), mode))
 
 
 @torch.no_grad()
@@ -466,7 +484,7 @@ def write_from_cache(opts: ExportOptions, config: Any, tokenizer: Any, cdir: Pat
             "chat": chat.manifest() if chat else None}
     if opts.backend != "xnnpack":
         cov = json.loads((cdir / contract.COVERAGE_JSON).read_text())
-        args["extra"] = contract.npu_manifest(prefill_chunk(opts, config), cov["shards"]["count"])
+        args["extra"] = contract.npu_manifest(prefill_chunk(opts, config), cov["shards"]["count"], _graph_io(opts))
     return bundle.write_bundle(Path(opts.out), fill, args)
 
 

@@ -203,8 +203,21 @@ def metadata(enc: dict[str, Encoding | None]) -> dict[str, Any]:
     return out
 
 
+GRAPH_IO = ("kv", "full", "float")  # `export --graph-io`: what crosses the boundary as integers
+
+
+def select(enc: dict[str, Encoding | None], mode: str) -> dict[str, Encoding | None]:
+    """The encodings a program of graph-I/O `mode` keeps: `full` all (upstream's native runner: 8-bit
+    KV, 16-bit the rest), `kv` the caches and new entries only (8-bit; embeddings, mask, RoPE rows and
+    logits fp32: what ExecuTorch's Java Module passes, it has no uint16), `float` none."""
+    if mode not in GRAPH_IO:
+        raise ValueError(f"graph I/O {mode!r} is not one of {', '.join(GRAPH_IO)}")
+    keep = {"full": lambda k: True, "kv": lambda k: "_caches_" in k or "_new_" in k, "float": lambda k: False}[mode]
+    return {k: (e if keep(k) else None) for k, e in enc.items()}
+
+
 def fp32_metadata(layers: int) -> dict[str, Any]:
-    """`metadata` of a program whose I/O is all fp32 (MediaTek, `--float-io`, the fp32 graphs)."""
+    """`metadata` of a program whose I/O is all fp32 (MediaTek, `--graph-io float`, the fp32 graphs)."""
     return metadata({f"{kind}_caches_{i}": None for kind in ("k", "v") for i in range(layers)})
 
 
@@ -293,7 +306,7 @@ def tag_fn(meta: dict[str, Any], method: str, boundary: str | None = None) -> Ca
     out_roles = ["logits", *(f"k_{i}" for i in range(n)), *(f"v_{i}" for i in range(n))]
     if method in OUTPUT_ROLES:
         out_roles = [OUTPUT_ROLES[method]]
-    io_bits = enc["embeds"].bits if enc["embeds"] else None
+    io_bits = 16 if quantized(meta) else None  # the hidden state between shards, as upstream
 
     def role_of(node: torch.fx.Node) -> str | None:
         if node.op == "placeholder" and is_io_input(node.name) and method in contract.DECODER_STEPS:

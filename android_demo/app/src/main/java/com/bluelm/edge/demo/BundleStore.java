@@ -55,7 +55,7 @@ final class BundleStore {
         String refusal = RuntimeVersion.refusal(m.bundleId, m.runtimeExecutorch, m.minRuntime,
                 BuildConfig.EXECUTORCH_VERSION);
         if (refusal == null) {
-            refusal = RuntimeVersion.runnerRefusal(m.bundleId, m.runner, m.graphContract);
+            refusal = RuntimeVersion.runnerRefusal(m.bundleId, m.runner, m.graphContract, m.graphIo);
         }
         if (refusal != null) {
             throw new BundleManifest.ManifestException(refusal);

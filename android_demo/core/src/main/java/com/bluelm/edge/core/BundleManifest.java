@@ -82,6 +82,8 @@ public final class BundleManifest {
     public String runner;
     /** {@code graph_contract} of a static-kv program (null otherwise). */
     public String graphContract;
+    /** {@code graph_io} of a static-kv bundle: kv, full or float (what crosses the NPU boundary as integers). */
+    public String graphIo;
     /** {@code runtime.min_runtime}: the oldest runtime that may load the program (see RuntimeVersion). */
     public String minRuntime;
 
@@ -122,6 +124,7 @@ public final class BundleManifest {
         readApp(m, o.getJSONObject("app"));
         m.runner = o.isNull("runner") ? null : o.optString("runner", null);
         m.graphContract = o.isNull("graph_contract") ? null : o.optString("graph_contract", null);
+        m.graphIo = o.isNull("graph_io") ? null : o.optString("graph_io", null);
         JSONObject runtime = o.optJSONObject("runtime");
         if (runtime != null) {
             m.runtimeExecutorch = runtime.isNull("executorch") ? null : runtime.getString("executorch");

@@ -67,22 +67,35 @@ public final class RuntimeVersion {
 
     /** The manifest {@code runner} of the static NPU program (contract.NPU_RUNNER). */
     public static final String STATIC_KV = "static-kv";
+    /** The static NPU graph contract this app's {@link StaticKvRunner} drives. */
+    public static final String STATIC_KV_CONTRACT = "bluelm-static-kv/2";
 
     /**
-     * Null when this app can drive the bundle's program (no {@code runner}: an LlmModule program),
-     * else the one line it shows; mirrors {@code contract.runner_refusal}.
+     * Null when this app can drive the bundle's program (no {@code runner}: an LlmModule program; a
+     * static-kv program of {@link #STATIC_KV_CONTRACT} whose graph I/O is kv or float: uint8 and fp32
+     * tensors, what ExecuTorch's Java API passes), else the one line it shows; mirrors
+     * {@code contract.runner_refusal}.
      */
-    public static String runnerRefusal(String bundle, String runner, String graphContract) {
+    public static String runnerRefusal(String bundle, String runner, String graphContract, String graphIo) {
         if (runner == null) {
             return null;
         }
-        if (runner.equals(STATIC_KV)) {
-            return "bundle " + bundle + " is a static-kv NPU program ("
-                    + (graphContract == null ? "no graph contract" : graphContract) + ": prefill/decode "
-                    + "with the KV cache as graph I/O), which this app cannot drive: it runs ExecuTorch LlmModule "
-                    + "programs; export with --backend xnnpack for the app, or deploy with --target runner for a "
-                    + "static-KV runner";
+        if (!runner.equals(STATIC_KV)) {
+            return "bundle " + bundle + " names runner '" + runner + "', which this app does not know; re-export it";
         }
-        return "bundle " + bundle + " names runner '" + runner + "', which this app does not know; re-export it";
+        if (!STATIC_KV_CONTRACT.equals(graphContract)) {
+            return "bundle " + bundle + " is a static-kv program of graph contract "
+                    + (graphContract == null ? "(none)" : graphContract) + "; this app drives " + STATIC_KV_CONTRACT
+                    + ": re-export it";
+        }
+        if ("full".equals(graphIo)) {
+            return "bundle " + bundle + " passes 16-bit integers across the NPU boundary (--graph-io full), which "
+                    + "ExecuTorch's Java API cannot: re-export with --graph-io kv for the app, or deploy with "
+                    + "--target runner for a native runner";
+        }
+        if (!"kv".equals(graphIo) && !"float".equals(graphIo)) {
+            return "bundle " + bundle + " does not say which graph I/O its program takes (graph_io); re-export it";
+        }
+        return null;
     }
 }

@@ -54,14 +54,16 @@ public class RuntimeVersionTest {
             String want = c.isNull("refusal") ? null : c.getString("refusal");
             String runner = c.isNull("runner") ? null : c.getString("runner");
             String contract = c.isNull("graph_contract") ? null : c.getString("graph_contract");
+            String io = c.isNull("graph_io") ? null : c.getString("graph_io");
             assertEquals("runner case " + c.getString("name"), want,
-                    RuntimeVersion.runnerRefusal(c.getString("bundle"), runner, contract));
+                    RuntimeVersion.runnerRefusal(c.getString("bundle"), runner, contract, io));
         }
         String json = BundleManifestTest.manifest("1", BundleManifestTest.ABC);
         BundleManifest npu = BundleManifest.parse(json.substring(0, json.length() - 1)
-                + ",\"runner\":\"static-kv\",\"graph_contract\":\"bluelm-static-kv/2\"}");
+                + ",\"runner\":\"static-kv\",\"graph_contract\":\"bluelm-static-kv/2\",\"graph_io\":\"kv\"}");
         assertEquals("static-kv", npu.runner);
         assertEquals("bluelm-static-kv/2", npu.graphContract);
+        assertEquals("kv", npu.graphIo);
         assertEquals(null, BundleManifest.parse(json).runner);
     }
 

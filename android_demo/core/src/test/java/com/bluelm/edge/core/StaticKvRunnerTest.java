@@ -1,0 +1,282 @@
+package com.bluelm.edge.core;
+
+import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertTrue;
+import static org.junit.Assert.fail;
+
+import java.io.ByteArrayOutputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.security.MessageDigest;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.List;
+import java.util.zip.Inflater;
+import org.json.JSONArray;
+import org.json.JSONObject;
+import org.junit.Test;
+
+/**
+ * StaticKvRunner against the Python runner (tests/vectors/static_kv_runner.json, written by
+ * tests/static_kv_vectors.py): the program's outputs are replayed as recorded (entries a correct
+ * runner never reads poisoned), and every input the Java runner sends must equal the recorded one
+ * (bytes, or RoPE rows to the file's tolerance); the pieces and token counts must be the Python's.
+ */
+public class StaticKvRunnerTest {
+
+    @Test
+    public void sendsTheRecordedInputsAndStreamsThePythonPieces() throws Exception {
+        JSONObject doc = Vectors.load("static_kv_runner.json");
+        BpeTokenizer tok = BpeTokenizer.fromTokenizerJson(doc.getJSONObject("tokenizer").toString());
+        JSONArray variants = doc.getJSONArray("variants");
+        assertEquals(2, variants.length());
+        for (int v = 0; v < variants.length(); v++) {
+            play(variants.getJSONObject(v), tok, doc.getDouble("tolerance"));
+        }
+    }
+
+    private static void play(JSONObject variant, BpeTokenizer tok, double tolerance) throws Exception {
+        String name = variant.getString("name");
+        Replay program = new Replay(variant, tolerance);
+        final StaticKvRunner runner = new StaticKvRunner(program, tok, 0);
+        runner.load();
+        JSONArray script = variant.getJSONArray("script");
+        JSONArray results = variant.getJSONArray("results");
+        for (int i = 0; i < script.length(); i++) {
+            JSONObject step = script.getJSONObject(i);
+            String call = step.getString("call");
+            if (call.equals("resetContext")) {
+                runner.resetContext();
+            } else if (call.equals("prefillImage")) {
+                int size = step.getInt("size");
+                runner.prefillImage(tile(size), size, size, 3);
+            } else if (call.equals("prefillPrompt")) {
+                runner.prefillPrompt(step.getString("text"));
+            } else {
+                Collect cb = new Collect(runner, step.optInt("stop_after", 0));
+                runner.generate(step.getString("text"), step.getInt("seq_len"), 0f, cb);
+                JSONObject want = results.getJSONObject(i);
+                assertEquals(name + " step " + i, Vectors.strings(want.getJSONArray("pieces")), cb.pieces);
+                GenerationStats s = GenerationStats.fromRunnerJson(cb.stats);
+                assertEquals(name + " step " + i, want.getLong("generated_tokens"), s.generatedTokens);
+                assertEquals(name + " step " + i, want.getLong("prompt_tokens"), s.promptTokens);
+            }
+        }
+        assertEquals(name + ": every recorded call made", program.calls.length(), program.at);
+    }
+
+    /** The script's tile, by the formula of tests/static_kv_vectors.py tile_pixels. */
+    static float[] tile(int size) {
+        float[] px = new float[3 * size * size];
+        for (int i = 0; i < px.length; i++) {
+            px[i] = (float) ((i * 37L) % 255) / 127.5f - 1.0f;
+        }
+        return px;
+    }
+
+    @Test
+    public void refusesSixteenBitGraphIoInOneLine() throws Exception {
+        JSONObject doc = Vectors.load("static_kv_runner.json");
+        JSONObject variant = new JSONObject(doc.getJSONArray("variants").getJSONObject(0).toString());
+        variant.getJSONObject("metadata").put("get_logits_bit_width", 16);
+        StaticKvRunner runner = new StaticKvRunner(new Replay(variant, 0), null, 0);
+        try {
+            runner.load();
+            fail("a program with 16-bit logits loaded");
+        } catch (RunnerException e) {
+            assertTrue(e.oneLine(), e.oneLine().contains("logits crosses the NPU boundary as 16-bit integers"));
+            assertTrue(e.oneLine(), e.oneLine().contains("--graph-io kv") && !e.oneLine().contains("\n"));
+        }
+    }
+
+    private static final class Collect implements LlmRunner.Callback {
+        final List<String> pieces = new ArrayList<String>();
+        final LlmRunner runner;
+        final int stopAfter;
+        String stats;
+
+        Collect(LlmRunner runner, int stopAfter) {
+            this.runner = runner;
+            this.stopAfter = stopAfter;
+        }
+
+        @Override
+        public void onResult(String piece) {
+            pieces.add(piece);
+            if (pieces.size() == stopAfter) {
+                runner.stop();
+            }
+        }
+
+        @Override
+        public void onStats(String json) {
+            stats = json;
+        }
+
+        @Override
+        public void onError(int code, String message) {
+            fail(code + " " + message);
+        }
+    }
+
+    /** The recorded program: metadata as constants, method calls checked and answered in order. */
+    static final class Replay implements StaticProgram {
+        final JSONObject meta;
+        final JSONArray calls;
+        final double tolerance;
+        int at;
+
+        Replay(JSONObject variant, double tolerance) throws Exception {
+            meta = variant.getJSONObject("metadata");
+            calls = variant.getJSONArray("calls");
+            this.tolerance = tolerance;
+        }
+
+        @Override
+        public Object[] constant(String method) throws RunnerException {
+            Object v = meta.opt(method);
+            if (v == null) {
+                throw new RunnerException("load", 0x14, "no method " + method);
+            }
+            if (v instanceof JSONArray) {
+                JSONArray a = (JSONArray) v;
+                Object[] out = new Object[a.length()];
+                for (int i = 0; i < a.length(); i++) {
+                    out[i] = a.opt(i);
+                }
+                return out;
+            }
+            return new Object[] {v};
+        }
+
+        @Override
+        public boolean hasMethod(String method) {
+            return meta.has(method);
+        }
+
+        @Override
+        public HostTensor[] execute(String method, HostTensor[] inputs) throws RunnerException {
+            try {
+                assertTrue("call " + at + " (" + method + ") was not recorded", at < calls.length());
+                JSONObject rec = calls.getJSONObject(at);
+                String where = "call " + at + " (" + method + ")";
+                assertEquals(where, rec.getString("method"), method);
+                JSONArray ins = rec.getJSONArray("inputs");
+                assertEquals(where + " inputs", ins.length(), inputs.length);
+                for (int i = 0; i < inputs.length; i++) {
+                    check(ins.getJSONObject(i), inputs[i], where + " input " + i);
+                }
+                JSONArray outs = rec.getJSONArray("outputs");
+                HostTensor[] out = new HostTensor[outs.length()];
+                for (int i = 0; i < out.length; i++) {
+                    out[i] = tensor(outs.getJSONObject(i));
+                }
+                at++;
+                return out;
+            } catch (org.json.JSONException e) {
+                throw new AssertionError(e);
+            }
+        }
+
+        private void check(JSONObject doc, HostTensor t, String where) throws org.json.JSONException {
+            assertEquals(where + " dtype", doc.getString("dtype"), t.describe().replaceAll("\\[.*", ""));
+            assertEquals(where + " shape", doc.getJSONArray("shape").toString(), new JSONArray(shape(t)).toString());
+            if (doc.has("sha256")) {
+                assertEquals(where + " bytes", doc.getString("sha256"), sha256(bytes(t)));
+                return;
+            }
+            HostTensor want = tensor(doc);
+            for (int i = 0; i < t.numel(); i++) {
+                if (t.dtype == HostTensor.FLOAT32) {
+                    assertEquals(where + " [" + i + "]", want.f[i], t.f[i], tolerance);
+                } else {
+                    assertEquals(where + " [" + i + "]", want.i64[i], t.i64[i]);
+                }
+            }
+        }
+
+        @Override
+        public void close() {
+        }
+    }
+
+    static List<Long> shape(HostTensor t) {
+        List<Long> s = new ArrayList<Long>();
+        for (long d : t.shape) {
+            s.add(Long.valueOf(d));
+        }
+        return s;
+    }
+
+    static byte[] bytes(HostTensor t) {
+        int size = t.dtype == HostTensor.FLOAT32 ? 4 : t.dtype == HostTensor.INT64 ? 8 : 1;
+        ByteBuffer b = ByteBuffer.allocate(t.numel() * size).order(ByteOrder.LITTLE_ENDIAN);
+        for (int i = 0; i < t.numel(); i++) {
+            if (t.dtype == HostTensor.FLOAT32) {
+                b.putFloat(t.f[i]);
+            } else if (t.dtype == HostTensor.INT64) {
+                b.putLong(t.i64[i]);
+            } else {
+                b.put(t.u8[i]);
+            }
+        }
+        return b.array();
+    }
+
+    static String sha256(byte[] data) {
+        try {
+            StringBuilder sb = new StringBuilder();
+            for (byte x : MessageDigest.getInstance("SHA-256").digest(data)) {
+                sb.append(String.format("%02x", x & 0xff));
+            }
+            return sb.toString();
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    static HostTensor tensor(JSONObject doc) throws org.json.JSONException {
+        JSONArray s = doc.getJSONArray("shape");
+        long[] shape = new long[s.length()];
+        for (int i = 0; i < shape.length; i++) {
+            shape[i] = s.getLong(i);
+        }
+        ByteBuffer raw = ByteBuffer.wrap(inflate(Base64.getDecoder().decode(doc.getString("z"))))
+                .order(ByteOrder.LITTLE_ENDIAN);
+        int n = (int) HostTensor.numel(shape);
+        String dtype = doc.getString("dtype");
+        if (dtype.equals("float32")) {
+            float[] f = new float[n];
+            raw.asFloatBuffer().get(f);
+            return HostTensor.floats(f, shape);
+        }
+        if (dtype.equals("int64")) {
+            long[] l = new long[n];
+            raw.asLongBuffer().get(l);
+            return HostTensor.longs(l, shape);
+        }
+        byte[] u = new byte[n];
+        raw.get(u);
+        return HostTensor.bytes(u, shape);
+    }
+
+    static byte[] inflate(byte[] z) {
+        try {
+            Inflater inf = new Inflater();
+            inf.setInput(z);
+            ByteArrayOutputStream out = new ByteArrayOutputStream();
+            byte[] buf = new byte[65536];
+            while (!inf.finished()) {
+                int n = inf.inflate(buf);
+                if (n == 0 && inf.needsInput()) {
+                    break;
+                }
+                out.write(buf, 0, n);
+            }
+            inf.end();
+            return out.toByteArray();
+        } catch (java.util.zip.DataFormatException e) {
+            throw new AssertionError(e);
+        }
+    }
+}
