@@ -244,8 +244,8 @@ def kv_program(work: Path) -> tuple[dict, dict]:
     return integer_methods({k: p.module() for k, p in programs.items()}, meta), meta
 
 
-def float_program() -> tuple[dict, dict]:
-    """The shipped stand-in's fp32 static graphs at context 64, chunk 16."""
+def float_exported() -> tuple[dict, dict]:
+    """The shipped stand-in's fp32 static programs (torch.export) at context 64, chunk 16, + metadata."""
     from bluelm_edge.export import contract
     from bluelm_edge.graphs.methods import set_max_context
     from bluelm_edge.graphs.static import export_npu, npu_modules
@@ -255,8 +255,13 @@ def float_program() -> tuple[dict, dict]:
     model, _ = load_checkpoint(DEFAULT_MODEL_DIR)
     model.eval()
     set_max_context(model, 64)
-    eps = export_npu(npu_modules(model), model.cfg, 16, 1)
-    return {k: ep.module() for k, ep in eps.items()}, contract.npu_metadata(model.cfg, 16, 1)
+    return export_npu(npu_modules(model), model.cfg, 16, 1), contract.npu_metadata(model.cfg, 16, 1)
+
+
+def float_program() -> tuple[dict, dict]:
+    """`float_exported` as callables."""
+    eps, meta = float_exported()
+    return {k: ep.module() for k, ep in eps.items()}, meta
 
 
 def variant(name: str, methods: dict, meta: dict, tokenizer) -> dict:

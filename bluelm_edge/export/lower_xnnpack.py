@@ -99,4 +99,5 @@ def _lowered(programs: dict[str, ExportedProgram], parallel: bool,
     if composed:
         note("composing forward from the lowered token_embedding + text_decoder")
         out[contract.FORWARD] = compose_forward(out[contract.TOKEN_EMBEDDING], out[contract.TEXT_DECODER])
-    return {name: out[name] for name in contract.METHODS if name in out}
+    order = [*(m for m in contract.METHODS if m in out), *(m for m in programs if m not in contract.METHODS)]
+    return {name: out[name] for name in order}
