@@ -28,9 +28,12 @@ public final class LlmModule implements java.io.Closeable {
     }
 
     public static Script script = new Script();
+    /** Constructions so far, failed ones included (a test resets it). */
+    public static int created;
     private final Script s;
 
     public LlmModule(int modelType, String modulePath, String tokenizerPath, float temperature) {
+        created++;
         s = script;
         if (s.onCreate != null) {
             throw s.onCreate;

@@ -1,9 +1,12 @@
 package com.bluelm.edge.demo;
 
+import com.bluelm.edge.core.BpeTokenizer;
 import com.bluelm.edge.core.BundleManifest;
 import com.bluelm.edge.core.ChatEngine;
 import com.bluelm.edge.core.LlmRunner;
 import com.bluelm.edge.core.RunnerException;
+import com.bluelm.edge.core.RuntimeVersion;
+import com.bluelm.edge.core.StaticKvRunner;
 import com.bluelm.edge.core.TokenCounter;
 import java.io.File;
 import java.io.IOException;
@@ -33,13 +36,20 @@ final class ModuleRunner implements LlmRunner {
         this.module = module;
     }
 
-    /** The engine for a bundle: the module plus the token counter from its tokenizer.json. */
+    /**
+     * The engine for a bundle: its runner (LlmModule, or for a static-kv bundle the core's
+     * StaticKvRunner over the program's Module) plus the token counter from its tokenizer.json.
+     */
     static ChatEngine engine(File dir, BundleManifest manifest) throws IOException, RunnerException {
+        String tokenizer = new String(Files.read(new File(dir, "tokenizer.json")), "UTF-8");
         TokenCounter counter;
         try {
-            counter = TokenCounter.fromTokenizerJson(new String(Files.read(new File(dir, "tokenizer.json")), "UTF-8"));
+            counter = TokenCounter.fromTokenizerJson(tokenizer);
         } catch (org.json.JSONException e) {
             throw new IOException("tokenizer.json is not a Hugging Face tokenizer: " + e.getMessage());
+        }
+        if (RuntimeVersion.STATIC_KV.equals(manifest.runner)) {
+            return new ChatEngine(staticKv(dir, manifest, tokenizer), manifest, counter);
         }
         LlmModule module;
         try { // 1.5 checks the files and creates the native runner here
@@ -49,6 +59,19 @@ final class ModuleRunner implements LlmRunner {
             throw failure("create", e);
         }
         return new ChatEngine(new ModuleRunner(module), manifest, counter);
+    }
+
+    private static StaticKvRunner staticKv(File dir, BundleManifest manifest, String tokenizerJson)
+            throws IOException, RunnerException {
+        BpeTokenizer tokenizer;
+        try {
+            tokenizer = BpeTokenizer.fromTokenizerJson(tokenizerJson);
+        } catch (org.json.JSONException e) {
+            throw new IOException("tokenizer.json is not a Hugging Face tokenizer: " + e.getMessage());
+        } catch (IllegalArgumentException e) {
+            throw new IOException("tokenizer.json: " + e.getMessage());
+        }
+        return new StaticKvRunner(ModuleProgram.load(new File(dir, manifest.program)), tokenizer, System.nanoTime());
     }
 
     static RunnerException failure(String call, RuntimeException e) {
