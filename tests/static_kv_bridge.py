@@ -40,6 +40,7 @@ class Served:
     """The program's methods, each loaded on first use (as ExecuTorch's Module does)."""
 
     def __init__(self, path: str) -> None:
+        import executorch.kernels.quantized  # noqa: F401  (quantized_decomposed kernels: integer graph I/O)
         from executorch.runtime import Runtime
 
         self.program = Runtime.get().load_program(path)

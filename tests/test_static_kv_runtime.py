@@ -1,9 +1,12 @@
-"""The app's Java `StaticKvRunner` (android_demo/core) on a real static-KV `.pte` in ExecuTorch's
-runtime: the stand-in's static prefill/decode/token_embedding/vision_encoder program (fp32 graph I/O,
-lowered to XNNPACK, context 64, chunk 16) served to the JVM by tests/static_kv_bridge.py through the
-runtime's Python bindings. Its greedy pieces equal the Python runner's (`NpuDecoder` under
-LlmModule's behaviour, `static_kv_vectors.drive`) on the same file through the same runtime, and
-the Python runner's on the exported graphs before lowering."""
+"""The app's Java `StaticKvRunner` (android_demo/core) on real static-KV `.pte` files in ExecuTorch's
+runtime, served to the JVM by tests/static_kv_bridge.py through the runtime's Python bindings:
+- `float`: the stand-in's static prefill/decode/token_embedding/vision_encoder program (fp32 graph
+  I/O, lowered to XNNPACK, context 64, chunk 16);
+- `kv`: the QNN export of the tiny preset (`--graph-io kv`: uint8 KV caches in and out) as a CPU
+  `.pte` (`export/static_pte.py`: portable + quantized kernels, weight dequantization folded).
+Greedy pieces: the Java runner's equal the Python runner's (`NpuDecoder` under LlmModule's
+behaviour, `static_kv_vectors.drive`) on the same file through the same runtime, which equal the
+Python runner's on the graphs before lowering (the fake-quant graphs for `kv`)."""
 
 from __future__ import annotations
 
@@ -32,12 +35,22 @@ SCRIPT = [{"call": "generate", "text": "[|Human|]: What is 530+627?[|AI|]:", "se
           {"call": "generate", "text": "<im_end> What is 17+25?[|AI|]:", "seq_len": 56, "stop_after": 4}]
 
 
-@pytest.fixture(scope="module")
-def program(tmp_path_factory):
-    eps, meta = skv.float_exported()
+@pytest.fixture(scope="module", params=["float", "kv"])
+def program(request, tmp_path_factory):
+    """(.pte, {method: callable graph before lowering}, metadata) of one variant."""
     pte = tmp_path_factory.mktemp("static-kv") / "static.pte"
-    lower_xnnpack.lower(eps, meta, pte, parallel=False)
-    return pte, eps, meta
+    if request.param == "float":
+        eps, meta = skv.float_exported()
+        lower_xnnpack.lower(eps, meta, pte, parallel=False)
+        return pte, {k: ep.module() for k, ep in eps.items()}, meta
+    from bluelm_edge.export import archive, quant_io, static_pte
+
+    out, _ = request.getfixturevalue("qnn_bundle")
+    programs, info = archive.load_programs(out / contract.PROGRAM_PT2)
+    meta = info["constants"]
+    assert meta["get_kv_io_bit_width"] == 8 and meta["get_logits_bit_width"] == 32
+    static_pte.write_cpu_pte(programs, meta, pte)
+    return pte, quant_io.integer_methods({k: p.module() for k, p in programs.items()}, meta), meta
 
 
 def runtime_methods(pte: Path) -> dict:
@@ -68,14 +81,14 @@ def steps(results: list) -> list:
 def test_java_runner_on_the_runtime_equals_the_python_runner(program, tmp_path):
     from test_java_core import compile_core
 
-    pte, eps, meta = program
+    pte, graphs_methods, meta = program
     tokenizer = Tokenizer.from_file(DEFAULT_MODEL_DIR / "tokenizer.json")
     eos = set(meta["get_eos_ids"])
     on_runtime = steps(skv.drive(NpuDecoder(runtime_methods(pte), meta), tokenizer, SCRIPT, eos))
-    graphs = steps(skv.drive(NpuDecoder({k: ep.module() for k, ep in eps.items()}, meta), tokenizer, SCRIPT, eos))
+    graphs = steps(skv.drive(NpuDecoder(graphs_methods, meta), tokenizer, SCRIPT, eos))
     assert on_runtime == graphs
     assert [len(s["pieces"]) for s in graphs] == [s["generated_tokens"] + 1 for s in graphs]
-    assert graphs[0]["pieces"][-1] == "</s>" and len(graphs[1]["pieces"]) == 4  # EOS; the stop in the 4th callback
+    assert len(graphs[1]["pieces"]) == 4  # the stop in the 4th callback
 
     (tmp_path / "script.json").write_text(json.dumps(SCRIPT))
     classpath = compile_core(tmp_path / "classes")
