@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-time setup for benchmarks/peers.py: llama-cpp-python built from PyPI's sdist in its own venv,
 # and the sdist unpacked (its vendored llama.cpp has convert_hf_to_gguf.py + gguf-py).
-# Usage: benchmarks/peers_setup.sh [WORK=/work/peers] [VERSION=0.3.36]   (~8 min on 2 cores)
+# Usage: [LLAMA_CMAKE_ARGS=...] benchmarks/peers_setup.sh [WORK=/work/peers] [VERSION=0.3.36]   (~8 min on 2 cores)
 set -euo pipefail
 WORK=${1:-/work/peers}
 VERSION=${2:-0.3.36}
