@@ -274,8 +274,13 @@ def worker_et(pte: str, tokenizer: str) -> None:
         import torch
 
         torch.set_num_threads(2)
+        from bluelm_edge.graphs.xnnpack import bind_executorch_blas, load_custom_ops
+
+        # Both .pte kinds: ExecuTorch's kernels call ExecuTorch's own BLAS (Eigen, as a phone runs
+        # them), not torch's MKL, which the dynamic linker would otherwise bind.
+        eigen = bind_executorch_blas()
+        load_custom_ops()
         import executorch.kernels.quantized  # noqa: F401
-        from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401
         from executorch.extension.llm.runner import GenerationConfig, TextLLMRunner
         from executorch.extension.pybindings import portable_lib
 
@@ -283,7 +288,8 @@ def worker_et(pte: str, tokenizer: str) -> None:
         portable_lib._unsafe_reset_threadpool(2)
         state["runner"] = TextLLMRunner(pte, tokenizer)
         state["cfg"] = GenerationConfig
-        return {"threadpool_before": before, "threadpool": portable_lib._threadpool_get_thread_count()}
+        return {"threadpool_before": before, "threadpool": portable_lib._threadpool_get_thread_count(),
+                "executorch_blas": eigen}
 
     def measure(req):
         stats = {}

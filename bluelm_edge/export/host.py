@@ -27,10 +27,11 @@ from bluelm_edge.model.config import BlueLMConfig
 
 
 def _runtime() -> Any:
+    from bluelm_edge.graphs.xnnpack import bind_executorch_blas, load_custom_ops
+
+    bind_executorch_blas()  # before any ExecuTorch kernel runs: Eigen's sgemm_, not torch's MKL
     import executorch.kernels.quantized  # noqa: F401  (registers quantized_decomposed::*.out)
     from executorch.runtime import Runtime
-
-    from bluelm_edge.graphs.xnnpack import load_custom_ops
 
     load_custom_ops()  # llama::update_cache.out / custom_sdpa.out: a fresh `run` process needs them too
 
