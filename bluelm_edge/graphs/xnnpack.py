@@ -43,9 +43,9 @@ def bind_executorch_blas() -> bool:
     """Make ExecuTorch's own BLAS (Eigen's `sgemm_`, in `libexecutorch_kernels_optimized.so`) the one
     its kernels call in this process. Both the custom-ops library (`custom_sdpa`'s q@k and p@v) and
     the optimized kernels leave `sgemm_` undefined; in a process that imported torch first, the
-    dynamic linker binds it to torch's MKL, whose threading inside ExecuTorch's thread pool runs
-    `custom_sdpa` ~10x slower from 128 keys on (decode 8.1 vs 6.4 ms/token at position 130-160 on the
-    ~250M peers model) and is not what a phone runs (ExecuTorch's Android build links Eigen).
+    dynamic linker binds it to torch's MKL, which runs `custom_sdpa`'s small per-head products slowly
+    from 128 keys on (decode 8.1 vs 6.4 ms/token at positions 132-163 of the ~250M peers model, and
+    erratic half-speed runs) and is not what a phone runs (ExecuTorch's Android build links Eigen).
     Promoting the library to the global scope before the op library loads binds them to Eigen;
     torch's own calls keep MKL (bound inside libtorch). Returns whether the library was found.
     Must run before the first call into either library (lazy binding is fixed at first call)."""
