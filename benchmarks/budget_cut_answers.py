@@ -14,12 +14,13 @@ import sys
 
 import torch
 
+from bluelm_edge.datasets import chats
+from bluelm_edge.datasets.tasks import eval_examples, get_tasks
 from bluelm_edge.model.checkpoint import load_checkpoint
 from bluelm_edge.paths import DEFAULT_MODEL_DIR
 from bluelm_edge.text.chat import Message
 from bluelm_edge.text.tokenizer import Tokenizer
 from bluelm_edge.train import data
-from bluelm_edge.train.tasks import eval_examples, get_tasks
 
 TOKEN_CUTS = (0, 2, 4, 8, 12, 16)
 WORD_CUTS = (1, 2, 4)
@@ -52,7 +53,7 @@ def main(path: str, n: int) -> None:
     print("task", "whole", "no_think", *[f"tok{k}" for k in TOKEN_CUTS], *[f"word{k}" for k in WORD_CUTS], sep="\t")
     for task in get_tasks(None):
         exs = eval_examples(task.name, n)
-        row = [answer_exact(net, tok, [data.render_sample(data.example_messages(ex, form), tok, cfg, form == "think")
+        row = [answer_exact(net, tok, [data.render_sample(chats.example_messages(ex, form), tok, cfg, form == "think")
                                        for ex in exs]) for form in ("think", "no_think")]
         for k in TOKEN_CUTS:
             cut = [tok.decode(tok.encode(ex.trace)[:k]) if k else "" for ex in exs]

@@ -108,7 +108,8 @@ def materialize(args: argparse.Namespace, config, clock: Clock):
 
 
 def export_and_lower(args: argparse.Namespace, model, config, clock: Clock, pte_path: Path) -> int:
-    from bluelm_edge.export import contract, lower_xnnpack
+    from bluelm_edge import contract
+    from bluelm_edge.export import lower_xnnpack
     from bluelm_edge.graphs import methods
     from bluelm_edge.graphs.forms import graph_source
 

@@ -79,7 +79,8 @@ def weight_bytes(progs: dict) -> dict:
 
 
 def lower_and_write(args, modules, config, clock: Clock) -> dict:
-    from bluelm_edge.export import bundle, contract
+    from bluelm_edge import contract
+    from bluelm_edge.export import bundle
     from bluelm_edge.export.pipeline import ExportOptions, lower_into, npu_io, write_from_cache
     from bluelm_edge.graphs.static import export_npu
     from bluelm_edge.text.tokenizer import default_tokenizer
@@ -127,7 +128,7 @@ def lower_and_write(args, modules, config, clock: Clock) -> dict:
 
 def host_tokens(args, config, clock: Clock) -> dict:
     """Greedy tokens from the saved archive (fresh load) through the host NPU runner."""
-    from bluelm_edge.export import contract
+    from bluelm_edge import contract
     from bluelm_edge.export.npu_host import NpuDecoder
 
     start = time.perf_counter()

@@ -18,7 +18,8 @@ import time
 
 import torch
 
-from bluelm_edge.export import contract, quant_io
+from bluelm_edge import contract
+from bluelm_edge.export import quant_io
 from bluelm_edge.export.npu_host import NpuDecoder
 from bluelm_edge.export.npu_quant import quantize_npu
 from bluelm_edge.graphs.methods import set_max_context
@@ -35,7 +36,7 @@ VARIANTS = (("fp32", None, None), ("qnn-16a4w", "qnn-16a4w", "SM8650"), ("mediat
 
 
 def runner_for(model, cfg, recipe, soc, calib, chunk) -> tuple[NpuDecoder, list[str]]:
-    meta = contract.npu_metadata(cfg, chunk, 1)
+    meta = contract.npu_metadata(cfg, chunk, 1, quant_io.fp32_metadata(cfg.decoder.layers))
     if recipe is None:
         return NpuDecoder.from_programs(export_npu(npu_modules(model), cfg, chunk, 1), meta), []
     from bluelm_edge.quant.recipes import get_recipe

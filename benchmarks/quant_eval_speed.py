@@ -24,6 +24,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="write the result here")
     args = ap.parse_args()
 
+    from bluelm_edge.datasets.tasks import TASKS, eval_examples
     from bluelm_edge.generate import Sampling
     from bluelm_edge.model.checkpoint import load_checkpoint
     from bluelm_edge.paths import DEFAULT_MODEL_DIR
@@ -34,7 +35,6 @@ def main() -> None:
     from bluelm_edge.quant.verify import VerifiedDecoder
     from bluelm_edge.session import ChatSession
     from bluelm_edge.text.tokenizer import Tokenizer
-    from bluelm_edge.train.tasks import TASKS, eval_examples
 
     model, cfg = load_checkpoint(DEFAULT_MODEL_DIR)
     tok = Tokenizer.from_file(DEFAULT_MODEL_DIR / "tokenizer.json")

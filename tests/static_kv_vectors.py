@@ -231,7 +231,8 @@ SCRIPTS = {
 # ---- building the variants -----------------------------------------------------------------------
 def kv_program(work: Path) -> tuple[dict, dict]:
     """The QNN export of the tiny preset (as tests/conftest.py's qnn_bundle): methods + metadata."""
-    from bluelm_edge.export import archive, contract
+    from bluelm_edge import contract
+    from bluelm_edge.export import archive
     from bluelm_edge.export.pipeline import ExportOptions, run_export
     from bluelm_edge.export.quant_io import integer_methods
 
@@ -246,7 +247,8 @@ def kv_program(work: Path) -> tuple[dict, dict]:
 
 def float_exported() -> tuple[dict, dict]:
     """The shipped stand-in's fp32 static programs (torch.export) at context 64, chunk 16, + metadata."""
-    from bluelm_edge.export import contract
+    from bluelm_edge import contract
+    from bluelm_edge.export import quant_io
     from bluelm_edge.graphs.methods import set_max_context
     from bluelm_edge.graphs.static import export_npu, npu_modules
     from bluelm_edge.model.checkpoint import load_checkpoint
@@ -255,7 +257,8 @@ def float_exported() -> tuple[dict, dict]:
     model, _ = load_checkpoint(DEFAULT_MODEL_DIR)
     model.eval()
     set_max_context(model, 64)
-    return export_npu(npu_modules(model), model.cfg, 16, 1), contract.npu_metadata(model.cfg, 16, 1)
+    meta = contract.npu_metadata(model.cfg, 16, 1, quant_io.fp32_metadata(model.cfg.decoder.layers))
+    return export_npu(npu_modules(model), model.cfg, 16, 1), meta
 
 
 def float_program() -> tuple[dict, dict]:

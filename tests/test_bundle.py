@@ -18,7 +18,7 @@ from pathlib import Path
 from fake_program import fake_pte
 from typer.testing import CliRunner
 
-from bluelm_edge.export import contract
+from bluelm_edge import contract
 from bluelm_edge.export.bundle import verify_bundle, write_bundle
 from bluelm_edge.io import sha256_file
 from bluelm_edge.model.config import tiny

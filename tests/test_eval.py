@@ -11,6 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from bluelm_edge.cli.main import app
+from bluelm_edge.datasets.tasks import TASKS, get_tasks
 from bluelm_edge.errors import UsageError
 from bluelm_edge.model.config import tiny
 from bluelm_edge.model.vlm import BlueLM
@@ -18,7 +19,6 @@ from bluelm_edge.paths import DEFAULT_MODEL_DIR
 from bluelm_edge.session import ChatSession, EagerDecoder
 from bluelm_edge.train import evaluate as ev
 from bluelm_edge.train.data import build_tokenizer
-from bluelm_edge.train.tasks import TASKS, get_tasks
 
 SHIPPED = (DEFAULT_MODEL_DIR / "model.safetensors").is_file()
 

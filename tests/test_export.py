@@ -12,7 +12,7 @@ import json
 import pytest
 import torch
 
-from bluelm_edge.export import contract
+from bluelm_edge import contract
 from bluelm_edge.export.bundle import verify_bundle
 from bluelm_edge.export.host import PteDecoder, load_bundle_decoder
 from bluelm_edge.generate import generate

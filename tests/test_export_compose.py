@@ -17,7 +17,7 @@ import os
 import pytest
 import torch
 
-from bluelm_edge.export import contract
+from bluelm_edge import contract
 
 pytestmark = pytest.mark.slow
 

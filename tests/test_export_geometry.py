@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from bluelm_edge import contract
 from bluelm_edge.errors import ContextError
-from bluelm_edge.export import contract
 from bluelm_edge.export.host import PteDecoder
 from bluelm_edge.generate import Sampling, generate
 from bluelm_edge.session import EagerDecoder

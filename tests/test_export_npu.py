@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from bluelm_edge.export import archive, contract, lower_mediatek, lower_qnn
+from bluelm_edge import contract
+from bluelm_edge.export import archive, lower_mediatek, lower_qnn
 from bluelm_edge.export.bundle import verify_bundle
 
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from bluelm_edge.export import contract
+from bluelm_edge import contract
 
 pytestmark = pytest.mark.slow
 transformers = pytest.importorskip("transformers")

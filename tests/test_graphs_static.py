@@ -8,8 +8,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from bluelm_edge import contract
 from bluelm_edge.errors import ContextError
-from bluelm_edge.export import contract
+from bluelm_edge.export import quant_io
 from bluelm_edge.export.npu_host import NpuDecoder
 from bluelm_edge.generate import Sampling, generate
 from bluelm_edge.graphs.methods import set_max_context
@@ -24,7 +25,8 @@ CHUNK = 16  # small chunks so every prompt takes several, the last one padded
 
 def _static(model, chunk: int) -> NpuDecoder:
     progs = export_npu(npu_modules(model), model.cfg, chunk, 1)
-    return NpuDecoder.from_programs(progs, contract.npu_metadata(model.cfg, chunk, 1))
+    meta = contract.npu_metadata(model.cfg, chunk, 1, quant_io.fp32_metadata(model.cfg.decoder.layers))
+    return NpuDecoder.from_programs(progs, meta)
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +90,8 @@ def test_logits_match_eager_through_chunks_and_decode(shipped):
 def test_greedy_replies_equal_eager_on_held_out_prompts(shipped):
     """Held-out prompts of every task (images included), thinking budget 8 and unlimited: the
     static graphs answer token for token like the eager model through the one generation loop."""
+    from bluelm_edge.datasets.tasks import TASKS, eval_examples
     from bluelm_edge.text.tokenizer import Tokenizer
-    from bluelm_edge.train.tasks import TASKS, eval_examples
 
     model, cfg, npu = shipped
     tok = Tokenizer.from_file(DEFAULT_MODEL_DIR / contract.TOKENIZER_JSON)

@@ -320,7 +320,7 @@ def test_eval_on_a_text_only_folder_runs_the_text_tasks(folders):
     out = _cli("eval", str(folders["llama"]), "--limit", "1", "--thinking-budget", "0", "--json")
     assert out.exit_code == 0, out.output
     report = json.loads(out.output[out.output.index("{"):])
-    from bluelm_edge.train.tasks import get_tasks
+    from bluelm_edge.datasets.tasks import get_tasks
 
     text_tasks = {t.name for t in get_tasks(None) if t.kind == "text"}
     assert {r["task"] for r in report["results"]} == text_tasks

@@ -17,8 +17,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from bluelm_edge import contract
 from bluelm_edge.cli.main import app
-from bluelm_edge.export import contract
 from bluelm_edge.text.chat import Message
 
 pytestmark = pytest.mark.slow

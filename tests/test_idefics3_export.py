@@ -14,7 +14,7 @@ import shutil
 import pytest
 import torch
 
-from bluelm_edge.export import contract
+from bluelm_edge import contract
 from bluelm_edge.generate import Sampling, generate
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bluelm_edge.export import contract
+from bluelm_edge import contract
+from bluelm_edge.export import quant_io
 from bluelm_edge.export.npu_host import NpuDecoder
 from bluelm_edge.export.npu_quant import quantize_npu
 from bluelm_edge.export.npu_scale import quantize_npu_piecewise
@@ -65,7 +66,7 @@ def test_piecewise_program_equals_the_whole_path(both):
     """Same logits bit for bit through 3 prefill chunks (the last padded) and 6 decode steps, and the
     same vision features for a real-geometry tile (196 tokens)."""
     cfg, calib, _, whole, piece, *_ = both
-    meta = contract.npu_metadata(cfg, CHUNK, 1)
+    meta = contract.npu_metadata(cfg, CHUNK, 1, quant_io.fp32_metadata(cfg.decoder.layers))
     a, b = NpuDecoder.from_programs(whole, meta), NpuDecoder.from_programs(piece, meta)
     ids = torch.randint(11, cfg.decoder.vocab_size, (1, 150), generator=torch.Generator().manual_seed(1))
     emb = a.token_embedding(ids)
@@ -85,7 +86,6 @@ def test_piecewise_program_has_the_whole_paths_io_encodings(both, request):
     """Layer by layer, prefill's and decode's I/O ranges are joined exactly as in the whole static
     graph: the same encoding for every I/O tensor (QNN: 8-bit caches, 16-bit the rest), so both
     programs declare the same quantized-I/O metadata. (MediaTek programs take fp32 I/O.)"""
-    from bluelm_edge.export import quant_io
 
     if request.node.callspec.params["both"] != "qnn":
         pytest.skip("quantized graph I/O is QNN's")
@@ -141,7 +141,7 @@ def test_unfolded_weights_give_the_same_program(both):
         assert not [k for k, t in ep.state_dict.items() if not t.is_floating_point() and t.dim() >= 2]
     prefill_ptrs = {t.data_ptr() for t in unfolded[contract.PREFILL].state_dict.values() if t.dim() >= 2}
     assert {t.data_ptr() for t in unfolded[contract.DECODE].state_dict.values() if t.dim() >= 2} <= prefill_ptrs
-    meta = contract.npu_metadata(cfg, CHUNK, 1)
+    meta = contract.npu_metadata(cfg, CHUNK, 1, quant_io.fp32_metadata(cfg.decoder.layers))
     a, b = NpuDecoder.from_programs(piece, meta), NpuDecoder.from_programs({**piece, **unfolded}, meta)
     ids = torch.randint(11, cfg.decoder.vocab_size, (1, 80), generator=torch.Generator().manual_seed(2))
     emb = a.token_embedding(ids)

@@ -12,8 +12,9 @@ import sys
 import pytest
 import torch
 
+from bluelm_edge import contract
 from bluelm_edge.errors import UsageError
-from bluelm_edge.export import archive, contract, coverage, lower_mediatek, lower_qnn, shards
+from bluelm_edge.export import archive, coverage, lower_mediatek, lower_qnn, shards
 
 
 def test_layers_split_evenly_and_bad_counts_are_one_line():

@@ -1,4 +1,4 @@
-"""Quantized graph I/O of the QNN static program (`export/quant_io.py`): the decoder steps take and
+"""Quantized graph I/O of the QNN static program (`bluelm_edge/export/quant_io.py`): the decoder steps take and
 return integers, by `--graph-io` mode: `kv` (the default) the 8-bit KV cache, `full` also 16-bit
 embeddings, mask, RoPE rows and logits as upstream's Qualcomm Llama does. The host runner drives
 them through that contract with logits bit-identical to the fake-quant graphs' own fp32 I/O, and
@@ -11,7 +11,8 @@ import json
 import pytest
 import torch
 
-from bluelm_edge.export import archive, contract, lower_qnn, quant_io
+from bluelm_edge import contract
+from bluelm_edge.export import archive, lower_qnn, quant_io
 from bluelm_edge.export.npu_host import NpuDecoder
 
 

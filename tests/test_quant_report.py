@@ -46,6 +46,7 @@ def test_report_on_random_tiny_model_has_every_metric():
 def test_verified_decoding_gives_the_quantized_models_own_greedy_tokens():
     """Draft-and-verify decoding of a QNN fake-quant model equals its token-by-token decoding,
     in fewer whole-sequence calls than tokens generated."""
+    from bluelm_edge.datasets.tasks import eval_examples
     from bluelm_edge.generate import Sampling
     from bluelm_edge.model.seeded import seeded_model
     from bluelm_edge.quant.calibration import load_set
@@ -54,7 +55,6 @@ def test_verified_decoding_gives_the_quantized_models_own_greedy_tokens():
     from bluelm_edge.quant.report import QuantRunner, build_variant
     from bluelm_edge.quant.verify import VerifiedDecoder
     from bluelm_edge.session import ChatSession
-    from bluelm_edge.train.tasks import eval_examples
 
     model, tok, cfg = seeded_model("tiny", 0)
     calib = calibrate_in_memory(model, tok, cfg, load_set(samples=2))

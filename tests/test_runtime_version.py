@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from bluelm_edge import contract
 from bluelm_edge.android import runtime as rt
 from bluelm_edge.android.toolchain import JUNIT_JARS, ORG_JSON_JAR, AndroidBuildError
-from bluelm_edge.export import contract
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "android_demo" / "core" / "src"

@@ -20,7 +20,8 @@ import pytest
 import static_kv_vectors as skv
 import torch
 
-from bluelm_edge.export import contract, lower_xnnpack
+from bluelm_edge import contract
+from bluelm_edge.export import lower_xnnpack
 from bluelm_edge.export.npu_host import NpuDecoder
 from bluelm_edge.paths import DEFAULT_MODEL_DIR
 from bluelm_edge.text.tokenizer import Tokenizer

@@ -9,11 +9,8 @@ import re
 import numpy as np
 import pytest
 
-from bluelm_edge.model.config import tiny
-from bluelm_edge.text.chat import render_text
-from bluelm_edge.text.thinking import BUDGET_MESSAGE
-from bluelm_edge.train import data, images
-from bluelm_edge.train.tasks import (
+from bluelm_edge.datasets import chats, images
+from bluelm_edge.datasets.tasks import (
     EVAL_POOL,
     TASKS,
     addition_trace,
@@ -22,6 +19,10 @@ from bluelm_edge.train.tasks import (
     is_held_out,
     train_stream,
 )
+from bluelm_edge.model.config import tiny
+from bluelm_edge.text.chat import render_text
+from bluelm_edge.text.thinking import BUDGET_MESSAGE
+from bluelm_edge.train import data
 
 
 def _solve(ex) -> str:
@@ -121,16 +122,16 @@ def tokenizer():
 
 def test_chat_forms(tokenizer):
     ex = TASKS["add"].make(random.Random(1))
-    think = render_text(data.example_messages(ex, "think"), think=True, add_generation_prompt=False)
+    think = render_text(chats.example_messages(ex, "think"), think=True, add_generation_prompt=False)
     assert think == f"<s>[|Human|]:{ex.question}[|BlueThink|][|AI|]:<think>{ex.trace}</think>{ex.answer}</s>"
-    plain = render_text(data.example_messages(ex, "no_think"), think=False, add_generation_prompt=False)
+    plain = render_text(chats.example_messages(ex, "no_think"), think=False, add_generation_prompt=False)
     assert plain == f"<s>[|Human|]:{ex.question}[|AI|]:{ex.answer}</s>"
 
 
 def test_budget_cut_example_format(tokenizer):
     ex = TASKS["img_add"].make(random.Random(2))
     for seed in range(20):
-        msgs = data.example_messages(ex, "cut", random.Random(seed))
+        msgs = chats.example_messages(ex, "cut", random.Random(seed))
         cut = msgs[1].thinking
         assert ex.trace.startswith(cut) and len(cut) <= len(ex.trace)
         assert cut == "" or ex.trace[len(cut)] == " "  # cut between words
@@ -195,8 +196,8 @@ def test_budget_cuts_favour_short_traces():
     """45% of cuts fall in the first SHORT_CUT words, 45% anywhere, 10% keep the whole trace."""
     ex = TASKS["shapes"].make(random.Random(3))
     n = len(ex.trace.split(" "))
-    kept = [len(data.example_messages(ex, "cut", random.Random(s))[1].thinking.split()) for s in range(1000)]
-    short = sum(k < data.SHORT_CUT for k in kept) / len(kept)
-    assert abs(short - (0.45 + 0.45 * data.SHORT_CUT / n)) < 0.05
+    kept = [len(chats.example_messages(ex, "cut", random.Random(s))[1].thinking.split()) for s in range(1000)]
+    short = sum(k < chats.SHORT_CUT for k in kept) / len(kept)
+    assert abs(short - (0.45 + 0.45 * chats.SHORT_CUT / n)) < 0.05
     assert abs(kept.count(n) / len(kept) - 0.1) < 0.03  # the whole trace, then the budget message
     assert len(set(kept)) == n + 1  # every cut point happens

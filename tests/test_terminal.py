@@ -139,7 +139,7 @@ def test_eval_table_shows_every_task_and_number_whole_at_80_columns():
 
 
 def test_quant_report_shows_every_number_whole_at_80_columns():
-    from bluelm_edge.quant.report import print_report
+    from bluelm_edge.cli.eval import print_report
 
     entry = {"perplexity": 12.3456, "kl": 0.01234, "top1_agreement": 0.9876, "vision_cosine": 0.99912,
              "accuracy_budget_0": 0.5, "accuracy_budget_none": 0.625, "size_bytes": 123_456_789}

@@ -15,9 +15,9 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from bluelm_edge.cli.main import app
+from bluelm_edge.datasets.chats import load_chats
 from bluelm_edge.errors import DataError
 from bluelm_edge.train import trainer
-from bluelm_edge.train.data import load_chats
 from bluelm_edge.train.state import LOG_JSON, STATE_JSON
 
 FAST = dict(batch_size=8, lr=3e-3, warmup=2, eval_every=0, eval_size=0, save_every=0, vocab_size=300)
@@ -99,7 +99,7 @@ def test_two_process_ddp_matches_one_process(tmp_path):
 
 
 def _chats(tmp_path: Path, lines: list[str]) -> Path:
-    from bluelm_edge.train.images import draw_numbers
+    from bluelm_edge.datasets.images import draw_numbers
 
     draw_numbers(12, 34).save(tmp_path / "n.png")
     path = tmp_path / "chats.jsonl"

@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 from fake_program import fake_pte
 
-from bluelm_edge import io
-from bluelm_edge.export import contract
+from bluelm_edge import contract, io
 from bluelm_edge.export.bundle import verify_bundle, write_bundle
 from bluelm_edge.model.config import tiny
 from bluelm_edge.paths import DEFAULT_MODEL_DIR

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bluelm_edge import contract
 from bluelm_edge.android.toolchain import AndroidBuildError, android_demo_dir
-from bluelm_edge.export import contract
 
 RUNTIME_JSON = "runtime.json"
 FLAVOUR_KEYS = ("maven", "local", "where")

@@ -64,8 +64,8 @@ def _android_builds() -> dict:
 
 def _runtime(bundle: Path | None) -> dict:
     """The app's pinned runtime vs the exporter's wheel; with a bundle, the flavour and AAR it needs."""
+    from bluelm_edge import contract
     from bluelm_edge.android import runtime as rt
-    from bluelm_edge.export import contract
 
     pinned, exporter = rt.carried_version(), _version("executorch")
     out: dict = {"app_executorch": pinned, "exporter_executorch": exporter,

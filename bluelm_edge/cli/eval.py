@@ -6,7 +6,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -46,8 +46,8 @@ def eval_cmd(
         check_output_file(plot, "--plot", ours=is_our_png, overwrite=overwrite)
     if compare:
         return _compare(model, compare, tasks, limit, json_out)
+    from bluelm_edge.datasets.tasks import get_tasks
     from bluelm_edge.train import evaluate as ev
-    from bluelm_edge.train.tasks import get_tasks
 
     budgets = ev.parse_budgets(thinking_budget)
     names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
@@ -103,8 +103,8 @@ def _print_summary(console: Console, summary: dict, budgets, label) -> None:
 
 def _compare(model: Path | None, recipes: str, tasks: str | None, limit: int, json_out: bool) -> None:
     from bluelm_edge.cli.common import resolve_model_dir
-    from bluelm_edge.quant.report import compare_recipes, print_report
-    from bluelm_edge.train.tasks import get_tasks
+    from bluelm_edge.datasets.tasks import get_tasks
+    from bluelm_edge.quant.report import compare_recipes
 
     names = [r.strip() for r in recipes.split(",") if r.strip()]
     task_names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
@@ -120,6 +120,32 @@ def _compare(model: Path | None, recipes: str, tasks: str | None, limit: int, js
         typer.echo(json.dumps(report, indent=2))
     else:
         print_report(report, Console())
+
+
+_ROWS = (("perplexity", "{:.3f}"), ("kl", "{:.4f}"), ("top1_agreement", "{:.3f}"), ("vision_cosine", "{:.4f}"),
+         ("accuracy_budget_0", "{:.3f}"), ("accuracy_budget_none", "{:.3f}"), ("size_bytes", "{:,}"))
+
+
+def print_report(report: dict[str, Any], console) -> None:
+    """One rich table per recipe: fp32, the recipe (and before recovery when there was one)."""
+    fp32 = report["fp32"]
+    for name, entry in report["recipes"].items():
+        cols = [("fp32", fp32)] + ([("before recovery", entry["before_recovery"])] if "before_recovery" in entry
+                                   else []) + [(name, entry)]
+        heads = tuple(col for col, _ in cols)
+        table = tables.table(f"{name} ({entry['backend']}) vs fp32 on {report['heldout']} held-out examples",
+                             "metric", *heads, right=heads)
+        for key, fmt in _ROWS:
+            table.add_row(key, *("-" if d.get(key) is None else fmt.format(d[key]) for _, d in cols))
+        console.print(tables.whole(table))
+        if "fallback_layers" in entry:
+            console.print(f"  fallback layers: {', '.join(entry['fallback_layers'])}; recovered "
+                          f"{_pct(entry['recovered_kl_fraction'])} of the KL loss, "
+                          f"{_pct(entry['recovered_ppl_fraction'])} of the perplexity loss")
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.0f}%"
 
 
 def register(app: typer.Typer) -> None:

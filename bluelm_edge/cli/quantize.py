@@ -58,7 +58,7 @@ def quantize(
 def _run(folder: Path, recipe, calibration: Path | None, soc: str | None, out: Path) -> dict:
     import torch
 
-    from bluelm_edge.export import contract
+    from bluelm_edge import contract
     from bluelm_edge.families import open_folder
     from bluelm_edge.graphs import methods
     from bluelm_edge.io import atomic_dir

@@ -68,10 +68,10 @@ def train(
 
     Example: torchrun --nproc_per_node 2 -m bluelm_edge.cli.main train --out runs/ddp --steps 100
     """
+    from bluelm_edge.datasets.chats import load_chats
+    from bluelm_edge.datasets.tasks import get_tasks
     from bluelm_edge.io import check_output_dir
     from bluelm_edge.train import trainer
-    from bluelm_edge.train.data import load_chats
-    from bluelm_edge.train.tasks import get_tasks
 
     check_output_dir(out)  # a run of ours is resumed; anything else is the user's
     task_list = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else []
@@ -116,7 +116,7 @@ def train(
 
 
 def _parse_weights(text: str | None) -> dict[str, float]:
-    from bluelm_edge.train.tasks import TASKS
+    from bluelm_edge.datasets.tasks import TASKS
 
     out: dict[str, float] = {}
     for item in (text or "").split(","):

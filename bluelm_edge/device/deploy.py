@@ -57,7 +57,7 @@ def progress_bar() -> Progress:
 def check_fit(device: Device, manifest: dict[str, Any], force: bool, target: str = "app") -> str:
     """Why the bundle fits the phone (and, for the app's folder, the app's runner); raise
     BundleMismatch (unless force) when it does not."""
-    from bluelm_edge.export.contract import runner_refusal
+    from bluelm_edge.contract import runner_refusal
 
     props = device.props()
     ok, reason = bundle_fits(manifest, match_soc(props))

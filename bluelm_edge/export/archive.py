@@ -108,7 +108,7 @@ def _like(original: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 def read_info(path) -> dict:
     """The archive's metadata.json, after checking it is one of ours that this toolkit can lower."""
-    from bluelm_edge.export import contract
+    from bluelm_edge import contract
 
     path = Path(path)
     fix = "re-export it with this bluelm-edge (bluelm-edge export ...)"

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bluelm_edge import __version__
+from bluelm_edge import __version__, contract
 from bluelm_edge.errors import BlueLMError
-from bluelm_edge.export import contract, program
+from bluelm_edge.export import program
 from bluelm_edge.io import atomic_dir, atomic_write_text, check_output_dir, sha256_file
 from bluelm_edge.model.config import BlueLMConfig
 

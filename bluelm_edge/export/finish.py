@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bluelm_edge.export import archive, bundle, contract
+from bluelm_edge import contract
+from bluelm_edge.export import archive, bundle
 from bluelm_edge.export.pipeline import SdkMissingError, Stages, vendor_module, write_text_files
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from bluelm_edge.export import contract
+from bluelm_edge import contract
 from bluelm_edge.export.bundle import BundleError, read_manifest
 from bluelm_edge.export.program import runtime_problems
 from bluelm_edge.model.config import BlueLMConfig

@@ -77,7 +77,7 @@ def edge_passes(pm: Any, aten: ExportedProgram, spec: list, split: tuple[int, in
     decoder (`split` = (layers, shards)) ExecuTorch's `SplitGraph` after `FoldQDQ`; for a decoder
     method whose metadata declares integer I/O (`io` = (method, metadata)), `TagQuantIO` on those
     tensors (and on the shard boundaries), so the lowered method takes and returns them quantized
-    (`export/quant_io.py`)."""
+    (`bluelm_edge/export/quant_io.py`)."""
     from executorch.backends.qualcomm._passes import FoldQDQ, TagQuantIO
     from executorch.backends.qualcomm.utils.constants import (
         QCOM_PASS_ACTIVATE_KEY,

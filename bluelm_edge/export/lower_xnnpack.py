@@ -81,7 +81,8 @@ def _lowered(programs: dict[str, ExportedProgram], parallel: bool,
     """{method: lowered edge program}, in the contract's method order. `forward` is composed when its
     parts are there; the vision encoder is lowered in a forked worker beside the rest when a
     second core is free (`export.lower_worker`)."""
-    from bluelm_edge.export import contract, lower_worker
+    from bluelm_edge import contract
+    from bluelm_edge.export import lower_worker
     from bluelm_edge.export.compose import compose_forward
 
     composed = {contract.TOKEN_EMBEDDING, contract.TEXT_DECODER} <= programs.keys()

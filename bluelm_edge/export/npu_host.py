@@ -14,7 +14,7 @@ upstream's Qualcomm runner (`prompt_processor` + `token_generator` with the smar
 - the mask and the RoPE rows of each call, from the metadata (`contract.NPU_METADATA_KEYS`);
 - `token_embedding` and `vision_encoder` at their static shapes (ids padded with `<pad>`, tiles
   padded with the last tile), rows sliced back;
-- quantized I/O, where the metadata declares it (`export/quant_io.py`): the cache held as the
+- quantized I/O, where the metadata declares it (`bluelm_edge/export/quant_io.py`): the cache held as the
   graph's integers (8-bit on QNN, 4x less than fp32) and stored as returned, embeddings, mask and
   RoPE rows quantized with the program's encodings, only the read logits row dequantized, and
   `token_embedding` / `vision_encoder` outputs dequantized (the prompt's embeddings are joined in
@@ -29,8 +29,9 @@ from typing import Any
 
 import torch
 
+from bluelm_edge import contract
 from bluelm_edge.errors import ContextError
-from bluelm_edge.export import contract, quant_io
+from bluelm_edge.export import quant_io
 from bluelm_edge.graphs.static import rope_tables, step_mask
 
 Method = Callable[..., Any]

@@ -18,7 +18,8 @@ from typing import Any
 
 import torch
 
-from bluelm_edge.export import contract, quant_io
+from bluelm_edge import contract
+from bluelm_edge.export import quant_io
 from bluelm_edge.export.npu_host import NpuDecoder
 from bluelm_edge.graphs.static import npu_inputs, npu_modules, strip_unused
 from bluelm_edge.quant.capture import Calibration
@@ -47,7 +48,8 @@ def quantize_npu(model: torch.nn.Module, recipe: Recipe | str, calib: Calibratio
             ep = torch.export.export(module, npu_inputs(cfg, name, chunk, vision_batch), strict=False)
             gm = strip_unused(ep).module()  # nothing it does not read (a piecewise model's meta layers)
             prepared[name] = prepare_pt2e(gm, quantizer)
-        calibrate(NpuDecoder(prepared, contract.npu_metadata(cfg, chunk, vision_batch)), calib)
+        fp32_io = quant_io.fp32_metadata(cfg.decoder.layers)
+        calibrate(NpuDecoder(prepared, contract.npu_metadata(cfg, chunk, vision_batch, fp32_io)), calib)
         quant_io.unify([prepared[n] for n in contract.DECODER_STEPS if n in prepared])  # one encoding per I/O
         out = {name: drop_unread(convert_pt2e(gm)) for name, gm in prepared.items()}
         forget_prepared()

@@ -35,7 +35,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from bluelm_edge.export import contract, quant_io
+from bluelm_edge import contract
+from bluelm_edge.export import quant_io
 from bluelm_edge.export.npu_host import NpuDecoder
 from bluelm_edge.export.npu_quant import calibrate, drop_unread, forget_prepared, quantize_npu, share_constants
 from bluelm_edge.graphs.static import example_inputs, layer_step
@@ -146,7 +147,8 @@ def quantize_npu_piecewise(model: nn.Module, recipe: Recipe | str, calib: Calibr
     if not steps:
         return out
     cfg = model.cfg
-    meta = {**contract.npu_metadata(cfg, chunk, vision_batch), "get_n_layers": 1}
+    meta = {**contract.npu_metadata(cfg, chunk, vision_batch, quant_io.fp32_metadata(cfg.decoder.layers)),
+            "get_n_layers": 1}
     graphs: dict[str, list] = {s: [] for s in steps}
     inputs = None
     for i in range(cfg.decoder.layers):

@@ -21,9 +21,9 @@ from typing import Any
 
 import torch
 
-from bluelm_edge import __version__
+from bluelm_edge import __version__, contract
 from bluelm_edge.errors import BlueLMError, UsageError
-from bluelm_edge.export import archive, bundle, contract
+from bluelm_edge.export import archive, bundle
 from bluelm_edge.graphs import methods
 from bluelm_edge.graphs.forms import FORM_VERSION
 from bluelm_edge.io import atomic_dir, check_output_dir, sha256_file

@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from bluelm_edge.export import contract
+from bluelm_edge import contract
 
 FILE_IDENTIFIER = b"ET12"  # schema/program.fbs `file_identifier` of the runtime we ship with
 EXTENDED_MAGIC = b"eh00"

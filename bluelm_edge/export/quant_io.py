@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from bluelm_edge.export import contract
+from bluelm_edge import contract
 
 FLOAT = 32  # bit width of an fp32 (not quantized) I/O tensor
 DECODER_INPUTS = ("embeds", "rope_cos", "rope_sin", "mask")

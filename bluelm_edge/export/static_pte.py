@@ -19,7 +19,8 @@ from typing import Any
 
 import torch
 
-from bluelm_edge.export import contract, quant_io
+from bluelm_edge import contract
+from bluelm_edge.export import quant_io
 
 
 class _Step(torch.nn.Module):

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 from torch.export import Dim, ExportedProgram
 
+from bluelm_edge import contract
 from bluelm_edge.errors import UsageError
-from bluelm_edge.export import contract
 from bluelm_edge.model.vlm import BlueLM
 
 Source = nn.Module  # BlueLM or a graph form: cfg, reset_cache(), vision_encoder, token_embedding, text_decoder

@@ -14,7 +14,7 @@ Attention runs over `cat(cache, new)` (S + C keys) under the additive mask the r
 (0 where visible, `MASK_VALUE` where not: smart mask); only the C new keys/values come back and
 the runner writes them into its cache (`export/npu_host.py`). The RoPE rows are inputs (the
 runner slices them from `rope_tables`), so the graph has no gather and no integer arithmetic.
-The whole contract (names, order, metadata) is `export/contract.py`.
+The whole contract (names, order, metadata) is `bluelm_edge/contract.py`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.export import ExportedProgram
 
-from bluelm_edge.export import contract
+from bluelm_edge import contract
 from bluelm_edge.model.decoder import MASK_VALUE, _expand_kv, rope_tables
 
 __all__ = ["MASK_VALUE", "StaticStep", "export_npu", "layer_step", "npu_modules", "rope_tables", "step_mask"]

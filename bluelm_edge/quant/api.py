@@ -52,7 +52,7 @@ def quantize_for_backend(
     fallback: Sequence[str] | None = None,
 ) -> QuantizedMethods:
     """Quantize every contract method of `model` per `recipe` (see the module docstring)."""
-    from bluelm_edge.export import contract
+    from bluelm_edge import contract
     from bluelm_edge.graphs import methods as graph
     from bluelm_edge.quant.recovery import choose_fallback
 

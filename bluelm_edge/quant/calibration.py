@@ -2,7 +2,7 @@
 
 Forms a set can take (all validated on load, errors name the file and line):
 - a JSONL file of chats, `{"messages": [{"role", "content", "images"?, "thinking"?}, ...]}` a line,
-  image paths relative to the file (the training data format, read by `train.data.load_chats`);
+  image paths relative to the file (the training data format, read by `datasets.chats.load_chats`);
   a chat whose last assistant turn has `thinking` is rendered in thinking mode;
 - a folder with `samples.jsonl` (the same, e.g. the shipped `calibration/default/`);
 - a folder of images (`*.png`, `*.jpg`, `*.jpeg`) with a `prompts.txt` (one prompt a line): image
@@ -60,7 +60,7 @@ def load_set(path: Path | None = None, samples: int | None = None) -> list[Calib
 
 
 def _load_jsonl(path: Path) -> list[CalibSample]:
-    from bluelm_edge.train.data import load_chats
+    from bluelm_edge.datasets.chats import load_chats
 
     chats = load_chats(path)  # validated: encoding, keys, types, every image decoded (DataError file:line)
     return [CalibSample(c, think=c[-1].thinking is not None) for c in chats]
@@ -88,8 +88,8 @@ def _load_folder(path: Path) -> list[CalibSample]:
 # ---- the default set --------------------------------------------------------------------------------
 def default_messages(i: int, seed: int = 0) -> tuple[list[Message], bool]:
     """Sample i of the default set: (messages, think). Pure function of (i, seed)."""
-    from bluelm_edge.train.data import example_messages
-    from bluelm_edge.train.tasks import get_tasks, train_example
+    from bluelm_edge.datasets.chats import example_messages
+    from bluelm_edge.datasets.tasks import get_tasks, train_example
 
     rng = random.Random(f"calibration:{seed}:{i}")
     tasks = get_tasks()

@@ -201,9 +201,9 @@ def _param_bits(name: str, p: torch.Tensor, recipe: Recipe | None, high) -> tupl
 # ---- the report -------------------------------------------------------------------------------------
 def heldout_data(model: nn.Module, tokenizer, cfg, n: int, tasks: Sequence[str] | None = None):
     """(text data, examples): n held-out examples spread over the tasks, rendered in thinking mode."""
+    from bluelm_edge.datasets.chats import example_messages
+    from bluelm_edge.datasets.tasks import eval_examples, get_tasks
     from bluelm_edge.quant.capture import capture_sample
-    from bluelm_edge.train.data import example_messages
-    from bluelm_edge.train.tasks import eval_examples, get_tasks
 
     names = [t.name for t in get_tasks(tasks)]
     examples = [ex for i in range(n) for ex in [eval_examples(names[i % len(names)], i // len(names) + 1)[-1]]]
@@ -277,31 +277,3 @@ def compare_recipes(model_dir: Path, recipes: Sequence[str], *, calibration: Pat
     report = compare_loaded(model, tokenizer, cfg, recipes, calib, **kw)
     report["model"] = str(model_dir)
     return report
-
-
-_ROWS = (("perplexity", "{:.3f}"), ("kl", "{:.4f}"), ("top1_agreement", "{:.3f}"), ("vision_cosine", "{:.4f}"),
-         ("accuracy_budget_0", "{:.3f}"), ("accuracy_budget_none", "{:.3f}"), ("size_bytes", "{:,}"))
-
-
-def print_report(report: dict[str, Any], console) -> None:
-    """One rich table per recipe: fp32, the recipe (and before recovery when there was one)."""
-    from bluelm_edge.cli import tables
-
-    fp32 = report["fp32"]
-    for name, entry in report["recipes"].items():
-        cols = [("fp32", fp32)] + ([("before recovery", entry["before_recovery"])] if "before_recovery" in entry
-                                   else []) + [(name, entry)]
-        heads = tuple(col for col, _ in cols)
-        table = tables.table(f"{name} ({entry['backend']}) vs fp32 on {report['heldout']} held-out examples",
-                             "metric", *heads, right=heads)
-        for key, fmt in _ROWS:
-            table.add_row(key, *("-" if d.get(key) is None else fmt.format(d[key]) for _, d in cols))
-        console.print(tables.whole(table))
-        if "fallback_layers" in entry:
-            console.print(f"  fallback layers: {', '.join(entry['fallback_layers'])}; recovered "
-                          f"{_pct(entry['recovered_kl_fraction'])} of the KL loss, "
-                          f"{_pct(entry['recovered_ppl_fraction'])} of the perplexity loss")
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.0f}%"

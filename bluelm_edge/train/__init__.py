@@ -1,2 +1,2 @@
-"""Training the tiny stand-in: synthetic tasks (tasks, images), data and batches (data), the
-trainer with DDP and resume (trainer, state), greedy evaluation (evaluate), shipping (ship)."""
+"""Training the tiny stand-in on the synthetic tasks of `datasets/`: batches (data), the trainer with
+DDP and resume (trainer, state), greedy evaluation (evaluate), shipping (ship)."""

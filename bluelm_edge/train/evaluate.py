@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bluelm_edge.datasets.tasks import Task, eval_examples, get_tasks
 from bluelm_edge.errors import UsageError
 from bluelm_edge.generate import Sampling
-from bluelm_edge.train.tasks import Task, eval_examples, get_tasks
 
 Budget = int | None
 MAX_NEW_TOKENS = 256

@@ -24,13 +24,14 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from bluelm_edge.datasets.chats import SHORT_SHARE, example_messages
+from bluelm_edge.datasets.tasks import get_tasks
 from bluelm_edge.errors import UsageError
 from bluelm_edge.model.checkpoint import load_checkpoint, save_checkpoint
 from bluelm_edge.model.config import BlueLMConfig, preset
 from bluelm_edge.model.vlm import BlueLM
 from bluelm_edge.text.tokenizer import Tokenizer
 from bluelm_edge.train import data, state
-from bluelm_edge.train.tasks import get_tasks
 
 
 # ---- settings ---------------------------------------------------------------------------------
@@ -51,7 +52,7 @@ class TrainConfig:
     task_weights: dict[str, float] = field(default_factory=dict)  # overrides of the registry's Task.weight
     no_think: float = 0.25
     cut: float = 0.15
-    short_cut: float = data.SHORT_SHARE  # share of the cuts within the first data.SHORT_CUT words
+    short_cut: float = SHORT_SHARE  # share of the cuts within the first chats.SHORT_CUT words
     vocab_size: int = 384
     eval_every: int = 250
     eval_size: int = 16  # held-out examples per task and form for the periodic evaluation
@@ -242,14 +243,14 @@ def train_step(run: Run, step: int) -> tuple[float, int]:
 def heldout_eval(run: Run) -> dict[str, float]:
     """Per task and form: mean loss and the share of held-out examples whose every trained token
     is the argmax (teacher-forced exact match: greedy decoding reproduces the whole reply)."""
-    from bluelm_edge.train.tasks import eval_examples
+    from bluelm_edge.datasets.tasks import eval_examples
 
     run.model.eval()
     out: dict[str, float] = {}
     for task in get_tasks(run.cfg.tasks):
         for form in ("think", "no_think"):
             exs = eval_examples(task.name, run.cfg.eval_size)
-            samples = [data.render_sample(data.example_messages(ex, form), run.tokenizer, run.config,
+            samples = [data.render_sample(example_messages(ex, form), run.tokenizer, run.config,
                                           form == "think") for ex in exs]
             batch = data.collate(samples, run.tokenizer.special.pad)
             out[f"{task.name}/{form}/exact"] = _tf_exact(run, batch)

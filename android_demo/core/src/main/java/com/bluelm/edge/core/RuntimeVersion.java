@@ -6,7 +6,7 @@ import java.util.regex.Pattern;
 /**
  * Whether the ExecuTorch runtime this app carries may load a bundle: the program's
  * {@code runtime.min_runtime} must not be newer than the AAR's version. Mirrors
- * {@code bluelm_edge.export.contract.release/runtime_refusal}; both are checked on
+ * {@code bluelm_edge.contract.release/runtime_refusal}; both are checked on
  * tests/vectors/runtime_version.json, messages included.
  */
 public final class RuntimeVersion {

@@ -4,7 +4,7 @@ Owns the task registry (`TASKS`), the `Example` record (question, thinking trace
 exact-match checker, optional image spec), and the split between training and held-out data:
 held-out examples come from their own seed stream (`"eval:..."`) and training examples whose
 content key is in the held-out pool are skipped, so evaluation never sees a training question.
-Images are drawn lazily by `bluelm_edge.train.images` from the spec.
+Images are drawn lazily by `bluelm_edge.datasets.images` from the spec.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from bluelm_edge.train import images
+from bluelm_edge.datasets import images
 
 EVAL_POOL = 1000  # held-out examples reserved per task (evaluation uses a prefix of them)
 

@@ -88,7 +88,7 @@ NPU_RUNNER = "static-kv"  # manifest `runner`: chunked prefill + decode, KV cach
 NPU_GRAPH_CONTRACT_VERSION = 2  # the same as an int constant method (`get_graph_contract_version`)
 # Flattened I/O order of `prefill` / `decode` (C = chunk or 1, S = cache length, n = layers). Each
 # tensor is fp32 or, where the metadata gives it a bit width below 32, unsigned integers at that
-# width (QNN: 8-bit KV cache, 16-bit the rest; `export/quant_io.py`): real = (q - zero_point) * scale.
+# width (QNN: 8-bit KV cache, 16-bit the rest; `bluelm_edge/export/quant_io.py`): real = (q - zero_point) * scale.
 NPU_IO = {
     "inputs": ["embeds [1, C, D]", "rope_cos [C, hd]", "rope_sin [C, hd]", "mask [1, C, S + C]",
                "k_cache_0..n-1 [1, KV, S, hd]", "v_cache_0..n-1 [1, KV, S, hd]"],
@@ -108,11 +108,10 @@ NPU_ROPE_SCALING_KEYS = ("get_rope_factor", "get_rope_low_freq_factor", "get_rop
                          "get_rope_original_context")
 
 
-def npu_metadata(cfg: BlueLMConfig, prefill_chunk: int, vision_batch: int,
-                 io: dict[str, Any] | None = None) -> dict[str, Any]:
+def npu_metadata(cfg: BlueLMConfig, prefill_chunk: int, vision_batch: int, io: dict[str, Any]) -> dict[str, Any]:
     """`metadata` for the static NPU program plus what its runner needs to build the I/O; `io`: the
-    I/O encodings (`quant_io.metadata`), default all fp32."""
-    from bluelm_edge.export import quant_io
+    constant methods declaring the I/O encodings (`export.quant_io.metadata`; all fp32:
+    `quant_io.fp32_metadata`)."""
     from bluelm_edge.model.decoder import MASK_VALUE
 
     d = cfg.decoder
@@ -121,7 +120,7 @@ def npu_metadata(cfg: BlueLMConfig, prefill_chunk: int, vision_batch: int,
     out.update({"get_prefill_chunk": prefill_chunk, "get_cache_len": d.max_seq_len, "get_head_dim": int(d.head_dim),
                 "get_kv_heads": d.kv_heads, "get_rope_theta": float(d.rope_theta), "get_mask_value": MASK_VALUE,
                 "get_pad_id": cfg.tokens.pad, "get_graph_contract_version": NPU_GRAPH_CONTRACT_VERSION})
-    out.update(io or quant_io.fp32_metadata(d.layers))
+    out.update(io)
     scaling = d.rope_scaling()
     if scaling is not None:
         values = (float(scaling[0]), float(scaling[1]), float(scaling[2]), scaling[3])
