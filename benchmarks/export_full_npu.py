@@ -102,7 +102,8 @@ def lower_and_write(args, modules, config, clock: Clock) -> dict:
     work = args.out.parent / f".{args.out.name}.scale-work"
     work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    meta = contract.npu_metadata(config, args.prefill_chunk, args.vision_batch, npu_io(opts, progs))
+    io = npu_io(opts, progs, config.decoder.layers)
+    meta = contract.npu_metadata(config, args.prefill_chunk, args.vision_batch, io)
     missing = lower_into(work, opts, progs, meta)
     (work / "done.json").write_text(json.dumps({"quality": {}, "missing": missing}))
     clock.done(f"coverage + save (lower, {args.backend}, up to the SDK)", start)

@@ -294,7 +294,7 @@ def build_npu_artifacts(opts: ExportOptions, model: Any, config: Any, tokenizer:
                                vision_batch=opts.vision_batch, names=names)
     with st.stage("torch.export"):
         progs = export_npu(modules, config, chunk, opts.vision_batch)
-    meta = contract.npu_metadata(config, chunk, opts.vision_batch, npu_io(opts, progs))
+    meta = contract.npu_metadata(config, chunk, opts.vision_batch, npu_io(opts, progs, config.decoder.layers))
     with atomic_dir(cdir, ours=lambda p: (p / "done.json").is_file()) as tmp:
         with st.stage(f"lower ({opts.backend})") as note:
             missing = lower_into(tmp, opts, progs, meta, note)
@@ -321,14 +321,14 @@ def _graph_io(opts: ExportOptions) -> str | None:
     return opts.graph_io
 
 
-def npu_io(opts: ExportOptions, progs: dict) -> dict | None:
-    """The decoder's graph I/O encodings as metadata, as `--graph-io` keeps them (QNN; None = all
-    fp32: MediaTek's converter takes float inputs)."""
+def npu_io(opts: ExportOptions, progs: dict, layers: int) -> dict:
+    """The decoder's graph I/O encodings as metadata, as `--graph-io` keeps them (QNN; all fp32 for
+    `float` and MediaTek, whose converter takes float inputs)."""
     from bluelm_edge.export import quant_io
 
     mode = opts.graph_io or "kv"
     if opts.backend != "qnn" or mode == "float" or contract.PREFILL not in progs:
-        return None
+        return quant_io.fp32_metadata(layers)
     return quant_io.metadata(quant_io.select(quant_io.encodings(progs), mode))
 
 
