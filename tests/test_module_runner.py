@@ -3,7 +3,8 @@ JUnit, against test doubles of the 1.5 LlmModule, Module, EValue, Tensor and DTy
 members as stubs/api-list.txt, 1.5's failure behaviour) on an exported bundle's manifest and tokenizer:
 error codes and one-line messages at create, load and generate, streamed pieces, the temperature
 reaching generate, close while running; each tensor dtype both ways, constants, the refused output
-dtypes; and a static-kv bundle end to end (ModuleRunner.engine -> StaticKvRunner -> ModuleProgram ->
+dtypes; the KV caches handed over as direct buffers the program shares (no copy per call);
+and a static-kv bundle end to end (ModuleRunner.engine -> StaticKvRunner -> ModuleProgram ->
 Module) replaying tests/vectors/static_kv_runner.json's float variant."""
 
 from __future__ import annotations
@@ -42,4 +43,4 @@ def test_module_runner_over_the_1_5_module(fp32_export, tmp_path):
     proc = subprocess.run(["java", f"-Dbluelm.bundle={bundle}", f"-Dbluelm.vectors={VECTORS}",
                            "-cp", ":".join([str(out), *libs]), "org.junit.runner.JUnitCore", *TESTS],
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and "OK (19 tests)" in proc.stdout, proc.stdout[-3000:]
+    assert proc.returncode == 0 and "OK (20 tests)" in proc.stdout, proc.stdout[-3000:]

@@ -1,13 +1,20 @@
 package org.pytorch.executorch;
 
+import java.nio.Buffer;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
 import java.util.Arrays;
 import java.util.Locale;
 
 /**
  * Test double of ExecuTorch 1.5's Tensor (Tensor.kt at cff6f4dd32) with the members the stubs
  * record: {@code fromBlob(float[]/long[], shape)} and {@code fromBlobUnsigned(byte[], shape)} copy
- * the data (upstream copies into a direct buffer) after checking the shape (IllegalArgumentException
- * for a negative dimension or a data length that does not fill it); {@code shape()} is a copy;
+ * the data (fp32 and uint8 into a fresh direct buffer, as upstream) after checking the shape
+ * (IllegalArgumentException for a negative dimension or a data length that does not fill it);
+ * {@code fromBlob(FloatBuffer)} / {@code fromBlobUnsigned(ByteBuffer)} keep the caller's buffer (no
+ * copy) after upstream's checks (capacity, direct, native order); {@code getRawDataBuffer()} is that
+ * buffer, and {@code getDataAsXArray()} copies out of it (rewinding it, as upstream); {@code shape()} is a copy;
  * a {@code getDataAsXArray()} of another dtype throws IllegalStateException("Tensor of type
  * Tensor_uint8 cannot return data as float array."). Outputs the JNI makes of other scalar types:
  * HALF is Tensor_float16 (upstream widens it to floats in getDataAsFloatArray), the rest (INT16,
@@ -70,13 +77,45 @@ public abstract class Tensor {
     public static Tensor fromBlob(float[] data, long[] shape) {
         checkShape(shape);
         checkCapacity(data.length, shape);
-        return new Tensor_float32(data.clone(), shape);
+        FloatBuffer copy = ByteBuffer.allocateDirect(4 * data.length).order(ByteOrder.nativeOrder()).asFloatBuffer();
+        copy.put(data);
+        return new Tensor_float32(copy, shape);
     }
 
     public static Tensor fromBlobUnsigned(byte[] data, long[] shape) {
         checkShape(shape);
         checkCapacity(data.length, shape);
-        return new Tensor_uint8(data.clone(), shape);
+        ByteBuffer copy = ByteBuffer.allocateDirect(data.length).order(ByteOrder.nativeOrder());
+        copy.put(data);
+        return new Tensor_uint8(copy, shape);
+    }
+
+    public static Tensor fromBlob(FloatBuffer data, long[] shape) {
+        checkShape(shape);
+        checkCapacity(data.capacity(), shape);
+        checkDirect(data.isDirect(), data.order());
+        return new Tensor_float32(data, shape);
+    }
+
+    public static Tensor fromBlobUnsigned(ByteBuffer data, long[] shape) {
+        checkShape(shape);
+        checkCapacity(data.capacity(), shape);
+        checkDirect(data.isDirect(), data.order());
+        return new Tensor_uint8(data, shape);
+    }
+
+    private static void checkDirect(boolean direct, ByteOrder order) {
+        if (!direct) {
+            throw new IllegalArgumentException("Data buffer must be direct (java.nio.ByteBuffer#allocateDirect)");
+        }
+        if (order != ByteOrder.nativeOrder()) {
+            throw new IllegalArgumentException("Data buffer must have native byte order (java.nio.ByteOrder#nativeOrder)");
+        }
+    }
+
+    /** The tensor's data buffer (upstream: getRawDataBuffer()); an array-backed double has none. */
+    public Buffer getRawDataBuffer() {
+        throw cannot("raw data buffer");
     }
 
     public static Tensor fromBlob(long[] data, long[] shape) {
@@ -89,13 +128,14 @@ public abstract class Tensor {
     static Tensor nativeNewTensor(int dtype, long[] shape) {
         int n = (int) numel(shape);
         if (dtype == DType.FLOAT.jniCode) {
-            return new Tensor_float32(new float[n], shape);
+            return new Tensor_float32(ByteBuffer.allocateDirect(4 * n).order(ByteOrder.nativeOrder()).asFloatBuffer(),
+                    shape);
         } else if (dtype == DType.HALF.jniCode) {
             return new Tensor_float16(new short[n], shape);
         } else if (dtype == DType.INT64.jniCode) {
             return new Tensor_int64(new long[n], shape);
         } else if (dtype == DType.UINT8.jniCode) {
-            return new Tensor_uint8(new byte[n], shape);
+            return new Tensor_uint8(ByteBuffer.allocateDirect(n).order(ByteOrder.nativeOrder()), shape);
         }
         return new Tensor_unsupported(shape, DType.fromJniCode(dtype));
     }
@@ -118,9 +158,9 @@ public abstract class Tensor {
     }
 
     static final class Tensor_uint8 extends Tensor {
-        private final byte[] data;
+        private final ByteBuffer data;
 
-        Tensor_uint8(byte[] data, long[] shape) {
+        Tensor_uint8(ByteBuffer data, long[] shape) {
             super(shape);
             this.data = data;
         }
@@ -131,8 +171,16 @@ public abstract class Tensor {
         }
 
         @Override
+        public Buffer getRawDataBuffer() {
+            return data;
+        }
+
+        @Override
         public byte[] getDataAsUnsignedByteArray() {
-            return data.clone();
+            data.rewind();
+            byte[] arr = new byte[data.remaining()];
+            data.get(arr);
+            return arr;
         }
 
         @Override
@@ -166,9 +214,9 @@ public abstract class Tensor {
     }
 
     static final class Tensor_float32 extends Tensor {
-        private final float[] data;
+        private final FloatBuffer data;
 
-        Tensor_float32(float[] data, long[] shape) {
+        Tensor_float32(FloatBuffer data, long[] shape) {
             super(shape);
             this.data = data;
         }
@@ -179,8 +227,16 @@ public abstract class Tensor {
         }
 
         @Override
+        public Buffer getRawDataBuffer() {
+            return data;
+        }
+
+        @Override
         public float[] getDataAsFloatArray() {
-            return data.clone();
+            data.rewind();
+            float[] arr = new float[data.remaining()];
+            data.get(arr);
+            return arr;
         }
 
         @Override

@@ -148,6 +148,38 @@ public class ModuleProgramTest {
     }
 
     @Test
+    public void directTensorsReachTheProgramWithoutACopy() throws Exception {
+        final List<Tensor> got = new ArrayList<Tensor>();
+        ModuleProgram p = load(new Module.Methods().on("step", in -> {
+            for (EValue v : in) {
+                got.add(v.toTensor());
+            }
+            ((java.nio.FloatBuffer) in[0].toTensor().getRawDataBuffer()).put(1, -2.5f); // the program writes its input
+            ((java.nio.ByteBuffer) in[1].toTensor().getRawDataBuffer()).put(2, (byte) 201);
+            return outputs();
+        }));
+        java.nio.ByteBuffer keys = HostTensor.allocate(4 * 6);
+        keys.asFloatBuffer().put(new float[] {1f, 2f, 3f, 4f, 5f, 6f});
+        java.nio.ByteBuffer codes = HostTensor.allocate(4);
+        codes.put(new byte[] {7, 8, 9, (byte) 250});
+        HostTensor k = HostTensor.direct(HostTensor.FLOAT32, keys, 1, 2, 3);
+        HostTensor c = HostTensor.direct(HostTensor.UINT8, codes, 2, 2);
+        p.execute("step", new HostTensor[] {k, c});
+
+        assertSame(DType.FLOAT, got.get(0).dtype());
+        assertArrayEquals(new long[] {1, 2, 3}, got.get(0).shape());
+        assertSame(DType.UINT8, got.get(1).dtype());
+        // the program's tensors are the caller's memory: its writes are in the caller's buffers
+        assertArrayEquals(new float[] {1f, -2.5f, 3f, 4f, 5f, 6f}, k.floatData(), 0f);
+        assertArrayEquals(new byte[] {7, 8, (byte) 201, (byte) 250}, c.byteData());
+        keys.putFloat(0, 42f); // and the caller's later writes are in the program's tensors
+        assertEquals(42f, got.get(0).getDataAsFloatArray()[0], 0f);
+        // the caller's buffers are never moved (a view is handed over), whatever the program reads
+        assertEquals(0, keys.position());
+        assertEquals(4, codes.position());
+    }
+
+    @Test
     public void aUint16OutputIsRefusedNativelyAndSaidAsWhatToDo() throws Exception {
         ModuleProgram p = load(new Module.Methods().on("decode",
                 in -> outputs(Module.nativeOutput(6, 1, 384), Module.nativeOutput(27, 1, 8, 1, 32))));

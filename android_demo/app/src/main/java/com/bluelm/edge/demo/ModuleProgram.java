@@ -103,7 +103,12 @@ final class ModuleProgram implements StaticProgram {
         }
     }
 
+    /** A shared (direct) tensor as a Tensor over the same memory (no copy); an array one as a copy. */
     private static Tensor toTensor(HostTensor t) {
+        if (t.isDirect()) {
+            return t.dtype == HostTensor.FLOAT32 ? Tensor.fromBlob(t.directFloats(), t.shape)
+                    : Tensor.fromBlobUnsigned(t.directBytes(), t.shape);
+        }
         if (t.dtype == HostTensor.FLOAT32) {
             return Tensor.fromBlob(t.f, t.shape);
         } else if (t.dtype == HostTensor.UINT8) {

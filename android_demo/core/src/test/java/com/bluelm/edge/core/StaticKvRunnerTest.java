@@ -138,9 +138,11 @@ public class StaticKvRunnerTest {
                 return;
             }
             HostTensor want = tensor(doc);
+            float[] wantF = t.dtype == HostTensor.FLOAT32 ? want.floatData() : null;
+            float[] gotF = t.dtype == HostTensor.FLOAT32 ? t.floatData() : null;
             for (int i = 0; i < t.numel(); i++) {
                 if (t.dtype == HostTensor.FLOAT32) {
-                    assertEquals(where + " [" + i + "]", want.f[i], t.f[i], tolerance);
+                    assertEquals(where + " [" + i + "]", wantF[i], gotF[i], tolerance);
                 } else {
                     assertEquals(where + " [" + i + "]", want.i64[i], t.i64[i]);
                 }
@@ -163,13 +165,15 @@ public class StaticKvRunnerTest {
     static byte[] bytes(HostTensor t) {
         int size = t.dtype == HostTensor.FLOAT32 ? 4 : t.dtype == HostTensor.INT64 ? 8 : 1;
         ByteBuffer b = ByteBuffer.allocate(t.numel() * size).order(ByteOrder.LITTLE_ENDIAN);
+        float[] f = t.dtype == HostTensor.FLOAT32 ? t.floatData() : null;
+        byte[] u8 = t.dtype == HostTensor.UINT8 ? t.byteData() : null;
         for (int i = 0; i < t.numel(); i++) {
             if (t.dtype == HostTensor.FLOAT32) {
-                b.putFloat(t.f[i]);
+                b.putFloat(f[i]);
             } else if (t.dtype == HostTensor.INT64) {
                 b.putLong(t.i64[i]);
             } else {
-                b.put(t.u8[i]);
+                b.put(u8[i]);
             }
         }
         return b.array();
