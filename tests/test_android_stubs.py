@@ -132,3 +132,17 @@ def test_recorded_void_members_are_in_the_upstream_kotlin():
     ere = show(KOTLIN + "ExecutorchRuntimeException.kt")  # open class, `val errorCode` -> getErrorCode()
     assert re.search(r"open class ExecutorchRuntimeException\s+@DoNotStrip\s+constructor\(\s+val errorCode: Int,"
                      r"\s+details: String\?,\s+\) : RuntimeException\(", ere)
+
+
+@pytest.mark.skipif(not (UPSTREAM / "HEAD").exists(), reason="needs the ExecuTorch source snapshot (/work/.mirror)")
+def test_recorded_tensor_factories_are_in_the_upstream_kotlin():
+    """The fromBlob overloads the app calls, the zero-copy Buffer ones included, as Tensor.kt declares them."""
+    src = subprocess.run(["git", "-C", str(UPSTREAM), "show", f"main:{KOTLIN}Tensor.kt"], capture_output=True,
+                         text=True, check=True).stdout
+    kt = {"FloatArray": "float[]", "ByteArray": "byte[]", "LongArray": "long[]", "FloatBuffer": "java.nio.FloatBuffer",
+          "ByteBuffer": "java.nio.ByteBuffer"}
+    upstream = {f"static org.pytorch.executorch.Tensor {m.group(1)}({kt.get(m.group(2), m.group(2))}, long[])"
+                for m in re.finditer(r"@JvmStatic\s+fun\s+(fromBlob\w*)\(data: (\w+), shape: LongArray\): Tensor", src)}
+    prefix = "org.pytorch.executorch.Tensor: "
+    recorded = {r[len(prefix):] for r in load_api_list(API_LIST) if r.startswith(prefix + "static ")}
+    assert len(recorded) == 5 and recorded <= upstream, sorted(recorded - upstream)
